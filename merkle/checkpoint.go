@@ -1,0 +1,50 @@
+package merkle
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/transparency-dev/formats/log"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// A Checkpoint is a signed commitment to the state of a log: its origin, its
+// size and its root hash, in the C2SP tlog-checkpoint form.
+type Checkpoint struct {
+	Origin string
+	Size   uint64
+	Root   Hash
+	// Note is the signed note exactly as published. Verifiers check it, not
+	// the fields above.
+	Note []byte
+}
+
+// ErrBadCheckpoint is matched by every error ParseCheckpoint returns for
+// a checkpoint that is malformed, for another origin, or not signed by the
+// expected key.
+var ErrBadCheckpoint = errors.New("bad checkpoint")
+
+// SignCheckpoint returns the checkpoint for (origin, size, root) signed by
+// signer. The signer's name should be the origin.
+func SignCheckpoint(signer note.Signer, origin string, size uint64, root Hash) (Checkpoint, error) {
+	body := log.Checkpoint{Origin: origin, Size: size, Hash: root[:]}
+	msg, err := note.Sign(&note.Note{Text: string(body.Marshal())}, signer)
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("sign checkpoint: %w", err)
+	}
+	return Checkpoint{Origin: origin, Size: size, Root: root, Note: msg}, nil
+}
+
+// ParseCheckpoint checks that msg is a checkpoint for origin signed by the
+// log's verifier, and returns it. Signatures by other keys are ignored, so a
+// checkpoint carrying witness cosignatures parses too.
+func ParseCheckpoint(msg []byte, origin string, verifier note.Verifier) (Checkpoint, error) {
+	cp, _, _, err := log.ParseCheckpoint(msg, origin, verifier)
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("%w: %v", ErrBadCheckpoint, err)
+	}
+	if len(cp.Hash) != HashSize {
+		return Checkpoint{}, fmt.Errorf("%w: root hash has %d bytes", ErrBadCheckpoint, len(cp.Hash))
+	}
+	return Checkpoint{Origin: cp.Origin, Size: cp.Size, Root: Hash(cp.Hash), Note: msg}, nil
+}

@@ -1,0 +1,55 @@
+package merkle
+
+import (
+	"encoding/base64"
+	"fmt"
+
+	"github.com/transparency-dev/merkle/rfc6962"
+)
+
+// HashSize is the size of a Merkle tree hash in bytes (SHA-256).
+const HashSize = 32
+
+// A Hash is a Merkle tree hash: of a leaf, an interior node or a whole tree.
+type Hash [HashSize]byte
+
+// String returns the hash in standard base64, as checkpoints and proofs write it.
+func (h Hash) String() string { return base64.StdEncoding.EncodeToString(h[:]) }
+
+// ParseHash decodes a standard base64 hash.
+func ParseHash(s string) (Hash, error) {
+	var h Hash
+	b, err := base64.StdEncoding.Strict().DecodeString(s)
+	if err != nil {
+		return h, fmt.Errorf("hash %q is not base64: %w", s, err)
+	}
+	if len(b) != HashSize {
+		return h, fmt.Errorf("hash %q has %d bytes, want %d", s, len(b), HashSize)
+	}
+	copy(h[:], b)
+	return h, nil
+}
+
+// LeafHash returns the RFC 6962 hash of a leaf: SHA-256(0x00 || leaf).
+func LeafHash(leaf []byte) Hash {
+	return Hash(rfc6962.DefaultHasher.HashLeaf(leaf))
+}
+
+// NodeHash returns the RFC 6962 hash of an interior node:
+// SHA-256(0x01 || left || right).
+func NodeHash(left, right Hash) Hash {
+	return Hash(rfc6962.DefaultHasher.HashChildren(left[:], right[:]))
+}
+
+// EmptyRoot is the root hash of the empty tree: SHA-256 of no bytes.
+func EmptyRoot() Hash {
+	return Hash(rfc6962.DefaultHasher.EmptyRoot())
+}
+
+func hashesToBytes(hs []Hash) [][]byte {
+	out := make([][]byte, len(hs))
+	for i := range hs {
+		out[i] = hs[i][:]
+	}
+	return out
+}

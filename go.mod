@@ -7,3 +7,8 @@ require (
 	github.com/transparency-dev/merkle v0.0.2
 	golang.org/x/mod v0.42.0
 )
+
+require (
+	go.etcd.io/bbolt v1.5.0 // indirect
+	golang.org/x/sys v0.45.0 // indirect
+)

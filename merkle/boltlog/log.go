@@ -1,0 +1,708 @@
+package boltlog
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/provtrail/provtrail/merkle"
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"go.etcd.io/bbolt"
+	"golang.org/x/mod/sumdb/note"
+)
+
+var _ merkle.Log = (*Log)(nil)
+
+// Config carries everything a Log needs.
+type Config struct {
+	// DB is the open bbolt database the log lives in. The caller owns it
+	// and closes it after closing the Log.
+	DB *bbolt.DB
+	// Origin is the checkpoint origin line, for example
+	// "provtrail.example/log". The Signer's name must equal it.
+	Origin string
+	// Signer signs checkpoints: the log key.
+	Signer note.Signer
+	// MaxBatch bounds the leaves written in one transaction when several
+	// Append calls are coalesced (a single larger call is never split).
+	// Default 4096.
+	MaxBatch int
+	// MaxWait is how long the committer lingers for more appends before it
+	// commits a batch smaller than MaxBatch. Default 0: commit at once with
+	// whatever is waiting; appends that arrive during a commit form the next
+	// batch.
+	MaxWait time.Duration
+	// Logger receives errors of failed commits. Default: discard.
+	Logger *slog.Logger
+}
+
+// A Log is a Merkle transparency log stored in a bbolt database.
+type Log struct {
+	db     *bbolt.DB
+	origin string
+	signer note.Signer
+	log    *slog.Logger
+
+	maxBatch int
+	maxWait  time.Duration
+
+	// closeMu guards closed and sends on queue, so Close never strands a
+	// request.
+	closeMu sync.RWMutex
+	closed  bool
+	queue   chan *request
+	stop    chan struct{}
+	stopped chan struct{}
+
+	st *state // owned by the committer goroutine
+
+	pubMu   sync.Mutex
+	pubSize uint64
+	pubRoot merkle.Hash
+	signed  *merkle.Checkpoint // latest signed checkpoint, if for pubSize
+}
+
+// state is what the committer keeps in memory between transactions.
+type state struct {
+	size  uint64
+	rng   *compact.Range
+	tails map[uint][]byte // even level -> hashes of its last, partial chunk
+	mem   map[merkle.Hash]uint64
+	runs  []run
+	bloom *bloom
+}
+
+type run struct{ start, count uint64 }
+
+func (s *state) runsEnd() uint64 {
+	if len(s.runs) == 0 {
+		return 0
+	}
+	r := s.runs[len(s.runs)-1]
+	return r.start + r.count
+}
+
+type request struct {
+	hashes []merkle.Hash
+	leaves [][]byte
+	idx    []uint64
+	err    error
+	done   chan struct{}
+}
+
+var rangeFactory = &compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+
+// Open opens the log stored in cfg.DB, creating its buckets on first use,
+// and starts its committer. Close it before closing the database.
+func Open(ctx context.Context, cfg Config) (*Log, error) {
+	switch {
+	case cfg.DB == nil:
+		return nil, errors.New("boltlog: no database")
+	case cfg.Signer == nil:
+		return nil, errors.New("boltlog: no log signer")
+	case cfg.Origin == "":
+		return nil, errors.New("boltlog: no origin")
+	case cfg.Signer.Name() != cfg.Origin:
+		return nil, fmt.Errorf("boltlog: signer key is named %q, want the origin %q", cfg.Signer.Name(), cfg.Origin)
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 4096
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := cfg.DB.Update(createBuckets); err != nil {
+		return nil, fmt.Errorf("boltlog: create buckets: %w", err)
+	}
+	st, err := loadState(cfg.DB)
+	if err != nil {
+		return nil, fmt.Errorf("boltlog: load: %w", err)
+	}
+	l := &Log{
+		db:       cfg.DB,
+		origin:   cfg.Origin,
+		signer:   cfg.Signer,
+		log:      cfg.Logger,
+		maxBatch: cfg.MaxBatch,
+		maxWait:  cfg.MaxWait,
+		queue:    make(chan *request, 1024),
+		stop:     make(chan struct{}),
+		stopped:  make(chan struct{}),
+		st:       st,
+	}
+	if err := l.publish(st); err != nil {
+		return nil, err
+	}
+	go l.commitLoop()
+	return l, nil
+}
+
+func loadState(db *bbolt.DB) (*state, error) {
+	st := &state{tails: map[uint][]byte{}, mem: map[merkle.Hash]uint64{}}
+	err := db.View(func(tx *bbolt.Tx) error {
+		b, err := openBuckets(tx)
+		if err != nil {
+			return err
+		}
+		st.size = b.size()
+		var hashes [][]byte
+		for _, id := range compact.RangeNodes(0, st.size, nil) {
+			h, err := b.storedHash(id.Level, id.Index)
+			if err != nil {
+				return err
+			}
+			hashes = append(hashes, h[:])
+		}
+		if st.rng, err = rangeFactory.NewRange(0, st.size, hashes); err != nil {
+			return err
+		}
+		for level := uint(0); st.size>>level > 0; level += 2 {
+			count := st.size >> level
+			if count%chunkHashes == 0 {
+				continue
+			}
+			chunk := b.hashes.Get(chunkKey(level, count/chunkHashes))
+			want := int(count%chunkHashes) * merkle.HashSize
+			if len(chunk) != want {
+				return fmt.Errorf("level %d chunk %d holds %d bytes, want %d", level, count/chunkHashes, len(chunk), want)
+			}
+			st.tails[level] = slices.Clone(chunk)
+		}
+		c := b.dedup.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			st.runs = append(st.runs, run{start: binary.BigEndian.Uint64(k), count: uint64(len(v) / entrySize)})
+		}
+		for i := st.runsEnd(); i < st.size; i++ {
+			h, err := b.storedHash(0, i)
+			if err != nil {
+				return err
+			}
+			st.mem[h] = i
+		}
+		st.bloom, err = buildBloom(b, st.runs)
+		return err
+	})
+	return st, err
+}
+
+func buildBloom(b buckets, runs []run) (*bloom, error) {
+	var n uint64
+	for _, r := range runs {
+		n += r.count
+	}
+	bl := newBloom(int(2 * n))
+	for _, r := range runs {
+		v := b.dedup.Get(u64(r.start))
+		for len(v) >= entrySize {
+			bl.add(v[:8])
+			v = v[entrySize:]
+		}
+	}
+	return bl, nil
+}
+
+// publish makes a committed state visible to Checkpoint.
+func (l *Log) publish(st *state) error {
+	root := merkle.EmptyRoot()
+	if st.size > 0 {
+		r, err := st.rng.GetRootHash(nil)
+		if err != nil {
+			return fmt.Errorf("boltlog: root: %w", err)
+		}
+		root = merkle.Hash(r)
+	}
+	l.pubMu.Lock()
+	l.pubSize, l.pubRoot = st.size, root
+	l.pubMu.Unlock()
+	return nil
+}
+
+// Close stops the committer, failing appends still queued with
+// merkle.ErrClosed. It does not close the database.
+func (l *Log) Close() error {
+	l.closeMu.Lock()
+	if l.closed {
+		l.closeMu.Unlock()
+		return nil
+	}
+	l.closed = true
+	close(l.stop)
+	l.closeMu.Unlock()
+	<-l.stopped
+	return nil
+}
+
+func (l *Log) isClosed() bool {
+	l.closeMu.RLock()
+	defer l.closeMu.RUnlock()
+	return l.closed
+}
+
+// Append implements merkle.Log. If ctx ends while the batch is being
+// committed, Append returns ctx's error and the leaves may or may not be in
+// the log; retrying is safe.
+func (l *Log) Append(ctx context.Context, leaves [][]byte) ([]uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	req := &request{leaves: leaves, hashes: make([]merkle.Hash, len(leaves)), done: make(chan struct{})}
+	for i, leaf := range leaves {
+		if err := merkle.CheckLeaf(leaf); err != nil {
+			return nil, fmt.Errorf("leaf %d of %d: %w", i, len(leaves), err)
+		}
+		req.hashes[i] = merkle.LeafHash(leaf)
+	}
+	if len(leaves) == 0 {
+		return []uint64{}, nil
+	}
+	l.closeMu.RLock()
+	if l.closed {
+		l.closeMu.RUnlock()
+		return nil, merkle.ErrClosed
+	}
+	select {
+	case l.queue <- req:
+	case <-ctx.Done():
+		l.closeMu.RUnlock()
+		return nil, ctx.Err()
+	}
+	l.closeMu.RUnlock()
+	select {
+	case <-req.done:
+		return req.idx, req.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (l *Log) commitLoop() {
+	defer close(l.stopped)
+	for {
+		var first *request
+		select {
+		case first = <-l.queue:
+		case <-l.stop:
+			l.failQueued()
+			return
+		}
+		batch, n := []*request{first}, len(first.leaves)
+		var linger <-chan time.Time
+		if l.maxWait > 0 {
+			linger = time.After(l.maxWait)
+		}
+	fill:
+		for n < l.maxBatch {
+			select {
+			case r := <-l.queue:
+				batch, n = append(batch, r), n+len(r.leaves)
+			default:
+				if linger == nil {
+					break fill
+				}
+				select {
+				case r := <-l.queue:
+					batch, n = append(batch, r), n+len(r.leaves)
+				case <-linger:
+					break fill
+				}
+			}
+		}
+		err := l.commit(batch)
+		if err != nil {
+			l.log.Error("log commit failed", "leaves", n, "err", err)
+		}
+		for _, r := range batch {
+			if err != nil {
+				r.idx, r.err = nil, err
+			}
+			close(r.done)
+		}
+	}
+}
+
+func (l *Log) failQueued() {
+	for {
+		select {
+		case r := <-l.queue:
+			r.err = merkle.ErrClosed
+			close(r.done)
+		default:
+			return
+		}
+	}
+}
+
+// errNothingNew rolls back a transaction whose leaves were all present.
+var errNothingNew = errors.New("nothing new")
+
+// commit writes the new leaves of batch in one transaction and, once it is
+// durable, moves the in-memory state forward. On error the state is as
+// before.
+func (l *Log) commit(batch []*request) error {
+	st := l.st
+	next := st.size
+	fresh := map[merkle.Hash]uint64{}
+	var newHashes []merkle.Hash
+	var newLeaves [][]byte
+	var added []run
+	var tails map[uint][]byte
+	var rng *compact.Range
+	err := l.db.Update(func(tx *bbolt.Tx) error {
+		b, err := openBuckets(tx)
+		if err != nil {
+			return err
+		}
+		for _, r := range batch {
+			r.idx = make([]uint64, len(r.hashes))
+			for i, h := range r.hashes {
+				if idx, ok := fresh[h]; ok {
+					r.idx[i] = idx
+					continue
+				}
+				if idx, ok := st.lookup(b, h); ok {
+					r.idx[i] = idx
+					continue
+				}
+				if next >= maxLogIndex {
+					return fmt.Errorf("log is full at %d leaves", next)
+				}
+				r.idx[i] = next
+				fresh[h] = next
+				newHashes = append(newHashes, h)
+				newLeaves = append(newLeaves, r.leaves[i])
+				next++
+			}
+		}
+		if len(newHashes) == 0 {
+			return errNothingNew
+		}
+		if err := putLeaves(b, st.size, newLeaves); err != nil {
+			return err
+		}
+		if rng, tails, err = st.putHashes(b, newHashes); err != nil {
+			return err
+		}
+		if err := b.meta.Put([]byte(sizeKey), u64(next)); err != nil {
+			return err
+		}
+		added, err = st.putRuns(b, next, fresh)
+		return err
+	})
+	if errors.Is(err, errNothingNew) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("commit %d leaves at %d: %w", len(newHashes), st.size, err)
+	}
+	// Durable: move the in-memory state forward.
+	st.size, st.rng, st.tails = next, rng, tails
+	for h, i := range fresh {
+		st.mem[h] = i
+	}
+	for _, r := range added {
+		st.runs = mergeRunList(append(st.runs, r))
+	}
+	if len(added) > 0 {
+		// mem holds exactly the leaves past the runs.
+		end := st.runsEnd()
+		for h, i := range st.mem {
+			if i < end {
+				st.bloom.add(h[:8])
+				delete(st.mem, h)
+			}
+		}
+	}
+	if st.bloom.full() {
+		if err := l.db.View(func(tx *bbolt.Tx) error {
+			b, err := openBuckets(tx)
+			if err != nil {
+				return err
+			}
+			st.bloom, err = buildBloom(b, st.runs)
+			return err
+		}); err != nil {
+			return fmt.Errorf("rebuild dedup filter: %w", err)
+		}
+	}
+	return l.publish(st)
+}
+
+// lookup finds a leaf hash among the leaves already committed.
+func (s *state) lookup(b buckets, h merkle.Hash) (uint64, bool) {
+	if idx, ok := s.mem[h]; ok {
+		return idx, true
+	}
+	if !s.bloom.mayContain(h[:8]) {
+		return 0, false
+	}
+	var idx uint64
+	for _, r := range s.runs {
+		if runLookup(b.dedup.Get(u64(r.start)), h, func(i uint64) bool {
+			stored, err := b.storedHash(0, i)
+			idx = i
+			return err == nil && stored == h
+		}) {
+			return idx, true
+		}
+	}
+	return 0, false
+}
+
+func putLeaves(b buckets, first uint64, leaves [][]byte) error {
+	n := 0
+	for _, leaf := range leaves {
+		n += binary.MaxVarintLen32 + len(leaf)
+	}
+	v := make([]byte, 0, n)
+	for _, leaf := range leaves {
+		v = binary.AppendUvarint(v, uint64(len(leaf)))
+		v = append(v, leaf...)
+	}
+	return b.leaves.Put(u64(first), v)
+}
+
+// putHashes extends the tree by the new leaf hashes, storing every new
+// perfect-subtree hash at an even level. It returns the new compact range
+// and chunk tails without touching s.
+func (s *state) putHashes(b buckets, newHashes []merkle.Hash) (*compact.Range, map[uint][]byte, error) {
+	rng, err := rangeFactory.NewRange(0, s.size, slices.Clone(s.rng.Hashes()))
+	if err != nil {
+		return nil, nil, err
+	}
+	tails := make(map[uint][]byte, len(s.tails))
+	for level, t := range s.tails {
+		tails[level] = t
+	}
+	touched := map[uint]uint64{} // level -> chunk of its tail
+	var putErr error
+	visit := func(id compact.NodeID, hash []byte) {
+		if id.Level%2 == 1 || putErr != nil {
+			return
+		}
+		chunk, off := id.Index/chunkHashes, id.Index%chunkHashes
+		t := tails[id.Level]
+		if _, ok := touched[id.Level]; !ok {
+			t = slices.Clip(t) // never write into a slice a past Put may hold
+		}
+		if int(off)*merkle.HashSize != len(t) {
+			putErr = fmt.Errorf("hash (%d, %d) out of order", id.Level, id.Index)
+			return
+		}
+		t = append(t, hash...)
+		touched[id.Level] = chunk
+		if off == chunkHashes-1 {
+			putErr = b.hashes.Put(chunkKey(id.Level, chunk), t)
+			t = nil
+			delete(touched, id.Level)
+		}
+		tails[id.Level] = t
+	}
+	for _, h := range newHashes {
+		if err := rng.Append(h[:], visit); err != nil {
+			return nil, nil, err
+		}
+		if putErr != nil {
+			return nil, nil, putErr
+		}
+	}
+	for level, chunk := range touched {
+		t := tails[level]
+		if err := b.hashes.Put(chunkKey(level, chunk), t); err != nil {
+			return nil, nil, err
+		}
+		tails[level] = slices.Clip(t)
+	}
+	return rng, tails, nil
+}
+
+// putRuns writes a dedup run for every whole runLeaves span of leaves that
+// the new size completes, merging equal runs, and returns the runs added.
+func (s *state) putRuns(b buckets, size uint64, fresh map[merkle.Hash]uint64) ([]run, error) {
+	var added []run
+	runs := slices.Clone(s.runs)
+	for start := s.runsEnd(); start+runLeaves <= size; start += runLeaves {
+		v := make([]byte, runLeaves*entrySize)
+		filled := 0
+		collect := func(m map[merkle.Hash]uint64) {
+			for h, i := range m {
+				if i >= start && i < start+runLeaves {
+					putEntry(v[(i-start)*entrySize:], h, i)
+					filled++
+				}
+			}
+		}
+		collect(s.mem)
+		collect(fresh)
+		if filled != runLeaves {
+			return nil, fmt.Errorf("dedup run at %d: found %d of %d leaves", start, filled, runLeaves)
+		}
+		sortRun(v)
+		if err := b.dedup.Put(u64(start), v); err != nil {
+			return nil, err
+		}
+		r := run{start: start, count: runLeaves}
+		added = append(added, r)
+		runs = append(runs, r)
+		for len(runs) >= 2 && runs[len(runs)-1].count == runs[len(runs)-2].count {
+			x, y := runs[len(runs)-2], runs[len(runs)-1]
+			merged := mergeRuns(b.dedup.Get(u64(x.start)), b.dedup.Get(u64(y.start)))
+			if err := b.dedup.Delete(u64(y.start)); err != nil {
+				return nil, err
+			}
+			if err := b.dedup.Put(u64(x.start), merged); err != nil {
+				return nil, err
+			}
+			runs = append(runs[:len(runs)-2], run{start: x.start, count: x.count + y.count})
+		}
+	}
+	return added, nil
+}
+
+// mergeRunList merges trailing runs of equal size, as putRuns did on disk.
+func mergeRunList(runs []run) []run {
+	for len(runs) >= 2 && runs[len(runs)-1].count == runs[len(runs)-2].count {
+		x, y := runs[len(runs)-2], runs[len(runs)-1]
+		runs = append(runs[:len(runs)-2], run{start: x.start, count: x.count + y.count})
+	}
+	return runs
+}
+
+func sortRun(v []byte) {
+	n := len(v) / entrySize
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int {
+		x, y := binary.BigEndian.Uint64(v[a*entrySize:]), binary.BigEndian.Uint64(v[b*entrySize:])
+		switch {
+		case x < y:
+			return -1
+		case x > y:
+			return 1
+		}
+		return a - b
+	})
+	sorted := make([]byte, len(v))
+	for i, j := range idx {
+		copy(sorted[i*entrySize:], v[j*entrySize:(j+1)*entrySize])
+	}
+	copy(v, sorted)
+}
+
+// Leaves implements merkle.Log.
+func (l *Log) Leaves(ctx context.Context, start, end uint64) ([][]byte, error) {
+	var out [][]byte
+	err := l.view(ctx, func(b buckets) error {
+		if size := b.size(); start > end || end > size {
+			return &merkle.RangeError{Op: "leaves", A: start, B: end, TreeSize: size}
+		}
+		var err error
+		out, err = b.leafRange(start, end)
+		return err
+	})
+	return out, err
+}
+
+// Checkpoint implements merkle.Log. Checkpoints are signed on demand and
+// cached; Ed25519 signatures are deterministic, so signing the same tree
+// twice gives the same note.
+func (l *Log) Checkpoint(ctx context.Context) (merkle.Checkpoint, error) {
+	if err := ctx.Err(); err != nil {
+		return merkle.Checkpoint{}, err
+	}
+	if l.isClosed() {
+		return merkle.Checkpoint{}, merkle.ErrClosed
+	}
+	l.pubMu.Lock()
+	defer l.pubMu.Unlock()
+	if l.signed != nil && l.signed.Size == l.pubSize {
+		return *l.signed, nil
+	}
+	cp, err := merkle.SignCheckpoint(l.signer, l.origin, l.pubSize, l.pubRoot)
+	if err != nil {
+		return merkle.Checkpoint{}, err
+	}
+	l.signed = &cp
+	return cp, nil
+}
+
+// InclusionProof implements merkle.Log.
+func (l *Log) InclusionProof(ctx context.Context, index, size uint64) ([]merkle.Hash, error) {
+	var p []merkle.Hash
+	err := l.view(ctx, func(b buckets) error {
+		if tree := b.size(); index >= size || size > tree {
+			return &merkle.RangeError{Op: "inclusion proof", A: index, B: size, TreeSize: tree}
+		}
+		nodes, err := proof.Inclusion(index, size)
+		if err != nil {
+			return err
+		}
+		p, err = b.prove(nodes)
+		return err
+	})
+	return p, err
+}
+
+// ConsistencyProof implements merkle.Log.
+func (l *Log) ConsistencyProof(ctx context.Context, oldSize, newSize uint64) ([]merkle.Hash, error) {
+	var p []merkle.Hash
+	err := l.view(ctx, func(b buckets) error {
+		if tree := b.size(); oldSize > newSize || newSize > tree {
+			return &merkle.RangeError{Op: "consistency proof", A: oldSize, B: newSize, TreeSize: tree}
+		}
+		nodes, err := proof.Consistency(oldSize, newSize)
+		if err != nil {
+			return err
+		}
+		p, err = b.prove(nodes)
+		return err
+	})
+	return p, err
+}
+
+func (b buckets) prove(nodes proof.Nodes) ([]merkle.Hash, error) {
+	hashes := make([][]byte, len(nodes.IDs))
+	for i, id := range nodes.IDs {
+		h, err := b.storedHash(id.Level, id.Index)
+		if err != nil {
+			return nil, err
+		}
+		hashes[i] = h[:]
+	}
+	hashes, err := nodes.Rehash(hashes, rfc6962.DefaultHasher.HashChildren)
+	if err != nil {
+		return nil, err
+	}
+	p := make([]merkle.Hash, len(hashes))
+	for i, h := range hashes {
+		p[i] = merkle.Hash(h)
+	}
+	return p, nil
+}
+
+func (l *Log) view(ctx context.Context, f func(b buckets) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if l.isClosed() {
+		return merkle.ErrClosed
+	}
+	return l.db.View(func(tx *bbolt.Tx) error {
+		b, err := openBuckets(tx)
+		if err != nil {
+			return err
+		}
+		return f(b)
+	})
+}

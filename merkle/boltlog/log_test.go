@@ -1,0 +1,153 @@
+package boltlog
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/provtrail/provtrail/merkle"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// refRoot computes the tree hash with x/mod's tlog, an implementation that
+// is not ours.
+func refRoot(t *testing.T, leaves [][]byte) merkle.Hash {
+	t.Helper()
+	var stored []tlog.Hash
+	for i, leaf := range leaves {
+		hs, err := tlog.StoredHashes(int64(i), leaf, tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+			out := make([]tlog.Hash, len(idx))
+			for j, x := range idx {
+				out[j] = stored[x]
+			}
+			return out, nil
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored = append(stored, hs...)
+	}
+	if len(leaves) == 0 {
+		return merkle.EmptyRoot()
+	}
+	h, err := tlog.TreeHash(int64(len(leaves)), tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(idx))
+		for j, x := range idx {
+			out[j] = stored[x]
+		}
+		return out, nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return merkle.Hash(h)
+}
+
+// TestManyChunksAndRuns crosses chunk, tile and dedup-run boundaries with
+// batches of odd sizes, then reopens and checks root, proofs and dedup.
+func TestManyChunksAndRuns(t *testing.T) {
+	dir := t.TempDir()
+	s, v := testKey(t)
+	l, db := openLog(t, dir, s)
+	ctx := t.Context()
+
+	var leaves [][]byte
+	n := 3*runLeaves + 777
+	for len(leaves) < n {
+		k := min(1+len(leaves)%613, n-len(leaves))
+		batch := make([][]byte, k)
+		for i := range batch {
+			batch[i] = fmt.Appendf(nil, "leaf %d", len(leaves)+i)
+		}
+		idx, err := l.Append(ctx, batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, x := range idx {
+			if x != uint64(len(leaves)+i) {
+				t.Fatalf("leaf %d got index %d", len(leaves)+i, x)
+			}
+		}
+		leaves = append(leaves, batch...)
+	}
+	check := func(l *Log) {
+		t.Helper()
+		cp, err := l.Checkpoint(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := merkle.ParseCheckpoint(cp.Note, testOrigin, v); err != nil {
+			t.Fatal(err)
+		}
+		if want := refRoot(t, leaves); cp.Size != uint64(n) || cp.Root != want {
+			t.Fatalf("checkpoint (%d, %v), want (%d, %v)", cp.Size, cp.Root, n, want)
+		}
+		for _, i := range []uint64{0, 1, 125, 126, 4095, 4096, 8191, uint64(n) - 1} {
+			p, err := l.InclusionProof(ctx, i, cp.Size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := merkle.VerifyInclusion(merkle.LeafHash(leaves[i]), i, cp.Size, cp.Root, p); err != nil {
+				t.Errorf("leaf %d: %v", i, err)
+			}
+		}
+		// Every earlier leaf is found again, from runs and from memory.
+		idx, err := l.Append(ctx, [][]byte{leaves[0], leaves[runLeaves+3], leaves[n-1]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(idx) != fmt.Sprint([]uint64{0, runLeaves + 3, uint64(n) - 1}) {
+			t.Fatalf("dedup gave %v", idx)
+		}
+		got, err := l.Leaves(ctx, 4090, 4100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, g := range got {
+			if string(g) != string(leaves[4090+i]) {
+				t.Fatalf("leaf %d = %q", 4090+i, g)
+			}
+		}
+	}
+	check(l)
+	l.Close()
+	db.Close()
+	l, db = openLog(t, dir, s)
+	defer db.Close()
+	defer l.Close()
+	check(l)
+}
+
+func TestConcurrentAppendsShareCommits(t *testing.T) {
+	s, _ := testKey(t)
+	l, db := openLog(t, t.TempDir(), s)
+	defer db.Close()
+	defer l.Close()
+	var wg sync.WaitGroup
+	got := make([][]uint64, 64)
+	for g := range got {
+		wg.Go(func() {
+			for i := range 20 {
+				idx, err := l.Append(t.Context(), [][]byte{fmt.Appendf(nil, "%d/%d", g, i)})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				got[g] = append(got[g], idx[0])
+			}
+		})
+	}
+	wg.Wait()
+	seen := map[uint64]bool{}
+	for _, idxs := range got {
+		for _, i := range idxs {
+			if seen[i] {
+				t.Fatalf("index %d given twice", i)
+			}
+			seen[i] = true
+		}
+	}
+	if len(seen) != 64*20 {
+		t.Fatalf("%d distinct indices", len(seen))
+	}
+}

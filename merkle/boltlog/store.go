@@ -1,0 +1,197 @@
+package boltlog
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/provtrail/provtrail/merkle"
+	"go.etcd.io/bbolt"
+)
+
+// Bucket layout, all under the top-level bucket logBucket.
+const (
+	logBucket    = "merkle-log"
+	metaBucket   = "meta"   // sizeKey -> uint64 tree size
+	leafBucket   = "leaves" // uint64 first index -> (uvarint length, bytes)*
+	hashBucket   = "hashes" // (level byte, uint64 chunk) -> up to chunkHashes hashes
+	dedupBucket  = "dedup"  // uint64 first index -> sorted dedup entries
+	sizeKey      = "size"
+	formatKey    = "format"
+	formatV1     = "boltlog/v1"
+	chunkHashes  = 126 // 126*32 + key and headers fill one 4 KiB page
+	runLeaves    = 4096
+	entrySize    = 13 // 8-byte hash prefix, 5-byte index
+	maxLogIndex  = 1 << 40
+	chunkKeySize = 9
+)
+
+func u64(v uint64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], v)
+	return b[:]
+}
+
+func chunkKey(level uint, chunk uint64) []byte {
+	var k [chunkKeySize]byte
+	k[0] = byte(level)
+	binary.BigEndian.PutUint64(k[1:], chunk)
+	return k[:]
+}
+
+// buckets are the log's nested buckets within one transaction.
+type buckets struct {
+	meta, leaves, hashes, dedup *bbolt.Bucket
+}
+
+func openBuckets(tx *bbolt.Tx) (buckets, error) {
+	root := tx.Bucket([]byte(logBucket))
+	if root == nil {
+		return buckets{}, errors.New("log bucket missing")
+	}
+	b := buckets{
+		meta:   root.Bucket([]byte(metaBucket)),
+		leaves: root.Bucket([]byte(leafBucket)),
+		hashes: root.Bucket([]byte(hashBucket)),
+		dedup:  root.Bucket([]byte(dedupBucket)),
+	}
+	if b.meta == nil || b.leaves == nil || b.hashes == nil || b.dedup == nil {
+		return buckets{}, errors.New("log buckets missing")
+	}
+	// Keys are appended in increasing order: pack pages full.
+	b.leaves.FillPercent = 1.0
+	b.hashes.FillPercent = 0.9
+	b.dedup.FillPercent = 1.0
+	return b, nil
+}
+
+func createBuckets(tx *bbolt.Tx) error {
+	root, err := tx.CreateBucketIfNotExists([]byte(logBucket))
+	if err != nil {
+		return err
+	}
+	for _, name := range []string{metaBucket, leafBucket, hashBucket, dedupBucket} {
+		if _, err := root.CreateBucketIfNotExists([]byte(name)); err != nil {
+			return err
+		}
+	}
+	meta := root.Bucket([]byte(metaBucket))
+	switch f := meta.Get([]byte(formatKey)); {
+	case f == nil:
+		return meta.Put([]byte(formatKey), []byte(formatV1))
+	case string(f) != formatV1:
+		return fmt.Errorf("unknown storage format %q", f)
+	}
+	return nil
+}
+
+func (b buckets) size() uint64 {
+	v := b.meta.Get([]byte(sizeKey))
+	if len(v) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(v)
+}
+
+// storedHash returns the hash of the perfect subtree (level, index), which
+// the caller knows to be complete. Odd levels are computed from the two
+// stored children one level below.
+func (b buckets) storedHash(level uint, index uint64) (merkle.Hash, error) {
+	if level%2 == 1 {
+		l, err := b.storedHash(level-1, 2*index)
+		if err != nil {
+			return merkle.Hash{}, err
+		}
+		r, err := b.storedHash(level-1, 2*index+1)
+		if err != nil {
+			return merkle.Hash{}, err
+		}
+		return merkle.NodeHash(l, r), nil
+	}
+	chunk := b.hashes.Get(chunkKey(level, index/chunkHashes))
+	off := int(index%chunkHashes) * merkle.HashSize
+	if off+merkle.HashSize > len(chunk) {
+		return merkle.Hash{}, fmt.Errorf("hash (%d, %d) missing from storage", level, index)
+	}
+	return merkle.Hash(chunk[off : off+merkle.HashSize]), nil
+}
+
+// leafRange returns copies of the leaves [start, end), which the caller
+// knows to be stored.
+func (b buckets) leafRange(start, end uint64) ([][]byte, error) {
+	out := make([][]byte, 0, end-start)
+	c := b.leaves.Cursor()
+	k, v := c.Seek(u64(start))
+	if k == nil || binary.BigEndian.Uint64(k) > start {
+		k, v = c.Prev()
+	}
+	for next := start; next < end; k, v = c.Next() {
+		if k == nil {
+			return nil, fmt.Errorf("leaf %d missing from storage", next)
+		}
+		first := binary.BigEndian.Uint64(k)
+		for i := first; len(v) > 0 && next < end; i++ {
+			n, w := binary.Uvarint(v)
+			if w <= 0 || uint64(len(v)-w) < n {
+				return nil, fmt.Errorf("leaf batch at %d is corrupt", first)
+			}
+			if i == next {
+				out = append(out, append([]byte(nil), v[w:w+int(n)]...))
+				next++
+			}
+			v = v[w+int(n):]
+		}
+	}
+	return out, nil
+}
+
+// A dedupEntry maps a leaf hash prefix to the leaf's index.
+func putEntry(dst []byte, h merkle.Hash, index uint64) {
+	copy(dst[:8], h[:8])
+	dst[8] = byte(index >> 32)
+	binary.BigEndian.PutUint32(dst[9:], uint32(index))
+}
+
+func entryIndex(e []byte) uint64 {
+	return uint64(e[8])<<32 | uint64(binary.BigEndian.Uint32(e[9:]))
+}
+
+// runLookup returns the indices in the sorted run whose entries have h's
+// prefix (almost always none or one).
+func runLookup(run []byte, h merkle.Hash, found func(index uint64) bool) bool {
+	n := len(run) / entrySize
+	prefix := binary.BigEndian.Uint64(h[:8])
+	lo, hi := 0, n
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if binary.BigEndian.Uint64(run[mid*entrySize:]) < prefix {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	for i := lo; i < n; i++ {
+		e := run[i*entrySize : (i+1)*entrySize]
+		if binary.BigEndian.Uint64(e) != prefix {
+			break
+		}
+		if found(entryIndex(e)) {
+			return true
+		}
+	}
+	return false
+}
+
+// mergeRuns merges two sorted runs into a new slice.
+func mergeRuns(a, b []byte) []byte {
+	out := make([]byte, 0, len(a)+len(b))
+	for len(a) > 0 && len(b) > 0 {
+		if binary.BigEndian.Uint64(a) <= binary.BigEndian.Uint64(b) {
+			out, a = append(out, a[:entrySize]...), a[entrySize:]
+		} else {
+			out, b = append(out, b[:entrySize]...), b[entrySize:]
+		}
+	}
+	out = append(out, a...)
+	return append(out, b...)
+}

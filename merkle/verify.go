@@ -36,6 +36,9 @@ func VerifyConsistency(oldSize, newSize uint64, oldRoot, newRoot Hash, p []Hash)
 		if len(p) != 0 {
 			return fmt.Errorf("%w: non-empty proof from the empty tree", ErrBadProof)
 		}
+		if newSize == 0 && newRoot != oldRoot {
+			return fmt.Errorf("%w: root of the empty tree is wrong", ErrBadProof)
+		}
 		return nil
 	}
 	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, oldSize, newSize, hashesToBytes(p), oldRoot[:], newRoot[:]); err != nil {

@@ -3,7 +3,6 @@ package boltlog
 import (
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/provtrail/provtrail/merkle"
 	"go.etcd.io/bbolt"
@@ -32,7 +31,7 @@ func testKey(t testing.TB) (note.Signer, note.Verifier) {
 
 func openDB(t testing.TB, path string) *bbolt.DB {
 	t.Helper()
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 5 * time.Second, FreelistType: bbolt.FreelistMapType})
+	db, err := OpenDB(path)
 	if err != nil {
 		t.Fatal(err)
 	}

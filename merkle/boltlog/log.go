@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/provtrail/provtrail/merkle"
@@ -61,7 +62,8 @@ type Log struct {
 	stop    chan struct{}
 	stopped chan struct{}
 
-	st *state // owned by the committer goroutine
+	st      *state        // owned by the committer goroutine
+	commits atomic.Uint64 // transactions committed, for benchmarks
 
 	pubMu   sync.Mutex
 	pubSize uint64
@@ -78,8 +80,6 @@ type state struct {
 	runs  []run
 	bloom *bloom
 }
-
-type run struct{ start, count uint64 }
 
 func (s *state) runsEnd() uint64 {
 	if len(s.runs) == 0 {
@@ -178,9 +178,8 @@ func loadState(db *bbolt.DB) (*state, error) {
 			}
 			st.tails[level] = slices.Clone(chunk)
 		}
-		c := b.dedup.Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			st.runs = append(st.runs, run{start: binary.BigEndian.Uint64(k), count: uint64(len(v) / entrySize)})
+		if st.runs, err = b.loadRuns(); err != nil {
+			return err
 		}
 		for i := st.runsEnd(); i < st.size; i++ {
 			h, err := b.storedHash(0, i)
@@ -201,11 +200,10 @@ func buildBloom(b buckets, runs []run) (*bloom, error) {
 		n += r.count
 	}
 	bl := newBloom(int(2 * n))
-	for _, r := range runs {
-		v := b.dedup.Get(u64(r.start))
-		for len(v) >= entrySize {
+	c := b.dedup.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		for ; len(v) >= entrySize; v = v[entrySize:] {
 			bl.add(v[:8])
-			v = v[entrySize:]
 		}
 	}
 	return bl, nil
@@ -354,7 +352,7 @@ func (l *Log) commit(batch []*request) error {
 	fresh := map[merkle.Hash]uint64{}
 	var newHashes []merkle.Hash
 	var newLeaves [][]byte
-	var added []run
+	var runs []run
 	var tails map[uint][]byte
 	var rng *compact.Range
 	err := l.db.Update(func(tx *bbolt.Tx) error {
@@ -395,7 +393,7 @@ func (l *Log) commit(batch []*request) error {
 		if err := b.meta.Put([]byte(sizeKey), u64(next)); err != nil {
 			return err
 		}
-		added, err = st.putRuns(b, next, fresh)
+		runs, err = st.putRuns(b, next, fresh)
 		return err
 	})
 	if errors.Is(err, errNothingNew) {
@@ -404,19 +402,17 @@ func (l *Log) commit(batch []*request) error {
 	if err != nil {
 		return fmt.Errorf("commit %d leaves at %d: %w", len(newHashes), st.size, err)
 	}
+	l.commits.Add(1)
 	// Durable: move the in-memory state forward.
 	st.size, st.rng, st.tails = next, rng, tails
 	for h, i := range fresh {
 		st.mem[h] = i
 	}
-	for _, r := range added {
-		st.runs = mergeRunList(append(st.runs, r))
-	}
-	if len(added) > 0 {
+	if len(runs) > 0 && runs[len(runs)-1].start+runs[len(runs)-1].count > st.runsEnd() {
 		// mem holds exactly the leaves past the runs.
-		end := st.runsEnd()
+		st.runs = runs
 		for h, i := range st.mem {
-			if i < end {
+			if i < st.runsEnd() {
 				st.bloom.add(h[:8])
 				delete(st.mem, h)
 			}
@@ -447,7 +443,7 @@ func (s *state) lookup(b buckets, h merkle.Hash) (uint64, bool) {
 	}
 	var idx uint64
 	for _, r := range s.runs {
-		if runLookup(b.dedup.Get(u64(r.start)), h, func(i uint64) bool {
+		if b.lookupRun(r, h, func(i uint64) bool {
 			stored, err := b.storedHash(0, i)
 			idx = i
 			return err == nil && stored == h
@@ -458,17 +454,27 @@ func (s *state) lookup(b buckets, h merkle.Hash) (uint64, bool) {
 	return 0, false
 }
 
+// putLeaves stores leaves, the first of which gets index first, packed
+// whole into values that fit one page each: the last value is rewritten
+// until full. Page-sized values matter: bbolt keeps up to four values in one
+// node however large they are and rewrites the node whole, and it reuses
+// freed pages only for allocations that fit.
 func putLeaves(b buckets, first uint64, leaves [][]byte) error {
-	n := 0
-	for _, leaf := range leaves {
-		n += binary.MaxVarintLen32 + len(leaf)
+	key, buf := first, []byte(nil)
+	if k, v := b.leaves.Cursor().Last(); k != nil && len(v) < leafChunkBytes {
+		key, buf = binary.BigEndian.Uint64(k), slices.Clone(v)
 	}
-	v := make([]byte, 0, n)
-	for _, leaf := range leaves {
-		v = binary.AppendUvarint(v, uint64(len(leaf)))
-		v = append(v, leaf...)
+	for i, leaf := range leaves {
+		if len(buf) > 0 && len(buf)+binary.MaxVarintLen32+len(leaf) > leafChunkBytes {
+			if err := b.leaves.Put(u64(key), buf); err != nil {
+				return err
+			}
+			key, buf = first+uint64(i), nil
+		}
+		buf = binary.AppendUvarint(buf, uint64(len(leaf)))
+		buf = append(buf, leaf...)
 	}
-	return b.leaves.Put(u64(first), v)
+	return b.leaves.Put(u64(key), buf)
 }
 
 // putHashes extends the tree by the new leaf hashes, storing every new
@@ -526,9 +532,9 @@ func (s *state) putHashes(b buckets, newHashes []merkle.Hash) (*compact.Range, m
 }
 
 // putRuns writes a dedup run for every whole runLeaves span of leaves that
-// the new size completes, merging equal runs, and returns the runs added.
+// the new size completes, merging equal runs, and returns the new run list
+// without touching s.
 func (s *state) putRuns(b buckets, size uint64, fresh map[merkle.Hash]uint64) ([]run, error) {
-	var added []run
 	runs := slices.Clone(s.runs)
 	for start := s.runsEnd(); start+runLeaves <= size; start += runLeaves {
 		v := make([]byte, runLeaves*entrySize)
@@ -546,58 +552,28 @@ func (s *state) putRuns(b buckets, size uint64, fresh map[merkle.Hash]uint64) ([
 		if filled != runLeaves {
 			return nil, fmt.Errorf("dedup run at %d: found %d of %d leaves", start, filled, runLeaves)
 		}
-		sortRun(v)
-		if err := b.dedup.Put(u64(start), v); err != nil {
+		sortEntries(v)
+		r, err := b.writeRun(start, v)
+		if err != nil {
 			return nil, err
 		}
-		r := run{start: start, count: runLeaves}
-		added = append(added, r)
 		runs = append(runs, r)
 		for len(runs) >= 2 && runs[len(runs)-1].count == runs[len(runs)-2].count {
 			x, y := runs[len(runs)-2], runs[len(runs)-1]
-			merged := mergeRuns(b.dedup.Get(u64(x.start)), b.dedup.Get(u64(y.start)))
-			if err := b.dedup.Delete(u64(y.start)); err != nil {
+			merged := mergeEntries(b.readRun(x), b.readRun(y))
+			if err := b.deleteRun(x); err != nil {
 				return nil, err
 			}
-			if err := b.dedup.Put(u64(x.start), merged); err != nil {
+			if err := b.deleteRun(y); err != nil {
 				return nil, err
 			}
-			runs = append(runs[:len(runs)-2], run{start: x.start, count: x.count + y.count})
+			if r, err = b.writeRun(x.start, merged); err != nil {
+				return nil, err
+			}
+			runs = append(runs[:len(runs)-2], r)
 		}
 	}
-	return added, nil
-}
-
-// mergeRunList merges trailing runs of equal size, as putRuns did on disk.
-func mergeRunList(runs []run) []run {
-	for len(runs) >= 2 && runs[len(runs)-1].count == runs[len(runs)-2].count {
-		x, y := runs[len(runs)-2], runs[len(runs)-1]
-		runs = append(runs[:len(runs)-2], run{start: x.start, count: x.count + y.count})
-	}
-	return runs
-}
-
-func sortRun(v []byte) {
-	n := len(v) / entrySize
-	idx := make([]int, n)
-	for i := range idx {
-		idx[i] = i
-	}
-	slices.SortFunc(idx, func(a, b int) int {
-		x, y := binary.BigEndian.Uint64(v[a*entrySize:]), binary.BigEndian.Uint64(v[b*entrySize:])
-		switch {
-		case x < y:
-			return -1
-		case x > y:
-			return 1
-		}
-		return a - b
-	})
-	sorted := make([]byte, len(v))
-	for i, j := range idx {
-		copy(sorted[i*entrySize:], v[j*entrySize:(j+1)*entrySize])
-	}
-	copy(v, sorted)
+	return runs, nil
 }
 
 // Leaves implements merkle.Log.

@@ -11,19 +11,21 @@ import (
 
 // Bucket layout, all under the top-level bucket logBucket.
 const (
-	logBucket    = "merkle-log"
-	metaBucket   = "meta"   // sizeKey -> uint64 tree size
-	leafBucket   = "leaves" // uint64 first index -> (uvarint length, bytes)*
-	hashBucket   = "hashes" // (level byte, uint64 chunk) -> up to chunkHashes hashes
-	dedupBucket  = "dedup"  // uint64 first index -> sorted dedup entries
-	sizeKey      = "size"
-	formatKey    = "format"
-	formatV1     = "boltlog/v1"
-	chunkHashes  = 126 // 126*32 + key and headers fill one 4 KiB page
-	runLeaves    = 4096
-	entrySize    = 13 // 8-byte hash prefix, 5-byte index
-	maxLogIndex  = 1 << 40
-	chunkKeySize = 9
+	logBucket      = "merkle-log"
+	metaBucket     = "meta"   // sizeKey -> uint64 tree size
+	leafBucket     = "leaves" // uint64 first index -> (uvarint length, leaf)*, one page
+	hashBucket     = "hashes" // (level byte, uint64 chunk) -> up to chunkHashes hashes
+	dedupBucket    = "dedup"  // (uint64 run start, uint32 chunk) -> sorted dedup entries
+	sizeKey        = "size"
+	formatKey      = "format"
+	formatV1       = "boltlog/v1"
+	chunkHashes    = 126  // 126*32 + key and headers fill one 4 KiB page
+	leafChunkBytes = 4056 // 4096 less page header, element header and key
+	runLeaves      = 4096
+	entrySize      = 13  // 8-byte hash prefix, 5-byte index
+	chunkEntries   = 311 // 311*13 + key and headers fill one 4 KiB page
+	maxLogIndex    = 1 << 40
+	chunkKeySize   = 9
 )
 
 func u64(v uint64) []byte {
@@ -143,55 +145,4 @@ func (b buckets) leafRange(start, end uint64) ([][]byte, error) {
 		}
 	}
 	return out, nil
-}
-
-// A dedupEntry maps a leaf hash prefix to the leaf's index.
-func putEntry(dst []byte, h merkle.Hash, index uint64) {
-	copy(dst[:8], h[:8])
-	dst[8] = byte(index >> 32)
-	binary.BigEndian.PutUint32(dst[9:], uint32(index))
-}
-
-func entryIndex(e []byte) uint64 {
-	return uint64(e[8])<<32 | uint64(binary.BigEndian.Uint32(e[9:]))
-}
-
-// runLookup returns the indices in the sorted run whose entries have h's
-// prefix (almost always none or one).
-func runLookup(run []byte, h merkle.Hash, found func(index uint64) bool) bool {
-	n := len(run) / entrySize
-	prefix := binary.BigEndian.Uint64(h[:8])
-	lo, hi := 0, n
-	for lo < hi {
-		mid := int(uint(lo+hi) >> 1)
-		if binary.BigEndian.Uint64(run[mid*entrySize:]) < prefix {
-			lo = mid + 1
-		} else {
-			hi = mid
-		}
-	}
-	for i := lo; i < n; i++ {
-		e := run[i*entrySize : (i+1)*entrySize]
-		if binary.BigEndian.Uint64(e) != prefix {
-			break
-		}
-		if found(entryIndex(e)) {
-			return true
-		}
-	}
-	return false
-}
-
-// mergeRuns merges two sorted runs into a new slice.
-func mergeRuns(a, b []byte) []byte {
-	out := make([]byte, 0, len(a)+len(b))
-	for len(a) > 0 && len(b) > 0 {
-		if binary.BigEndian.Uint64(a) <= binary.BigEndian.Uint64(b) {
-			out, a = append(out, a[:entrySize]...), a[entrySize:]
-		} else {
-			out, b = append(out, b[:entrySize]...), b[entrySize:]
-		}
-	}
-	out = append(out, a...)
-	return append(out, b...)
 }

@@ -3,6 +3,7 @@ package merkle
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/transparency-dev/formats/log"
 	"golang.org/x/mod/sumdb/note"
@@ -36,15 +37,21 @@ func SignCheckpoint(signer note.Signer, origin string, size uint64, root Hash) (
 }
 
 // ParseCheckpoint checks that msg is a checkpoint for origin signed by the
-// log's verifier, and returns it. Signatures by other keys are ignored, so a
+// log's verifier, with its size and root hash in canonical form, and returns
+// it. Signatures by other keys are ignored, so a
 // checkpoint carrying witness cosignatures parses too.
 func ParseCheckpoint(msg []byte, origin string, verifier note.Verifier) (Checkpoint, error) {
-	cp, _, _, err := log.ParseCheckpoint(msg, origin, verifier)
+	cp, _, n, err := log.ParseCheckpoint(msg, origin, verifier)
 	if err != nil {
 		return Checkpoint{}, fmt.Errorf("%w: %v", ErrBadCheckpoint, err)
 	}
 	if len(cp.Hash) != HashSize {
 		return Checkpoint{}, fmt.Errorf("%w: root hash has %d bytes", ErrBadCheckpoint, len(cp.Hash))
+	}
+	// The size and root have one encoding each (no leading zeroes, strict
+	// base64), so two checkpoints for the same tree never differ in text.
+	if !strings.HasPrefix(n.Text, string(cp.Marshal())) {
+		return Checkpoint{}, fmt.Errorf("%w: size or root hash not in canonical form", ErrBadCheckpoint)
 	}
 	return Checkpoint{Origin: cp.Origin, Size: cp.Size, Root: Hash(cp.Hash), Note: msg}, nil
 }

@@ -27,28 +27,30 @@ func FormatProof(p Proof) []byte {
 
 // ParseProof decodes a C2SP tlog-proof@v1. It accepts only the canonical
 // encoding (no extra data, no leading zeroes, nothing trailing), so a proof
-// has exactly one byte form. It does not verify anything: see VerifyProof.
+// has exactly one byte form. Its errors match ErrBadProof. It does not verify
+// anything: see VerifyProof.
 func ParseProof(b []byte) (Proof, error) {
 	var tp proof.TLogProof
 	if err := tp.Unmarshal(b); err != nil {
-		return Proof{}, fmt.Errorf("parse tlog-proof: %w", err)
+		return Proof{}, fmt.Errorf("%w: parse tlog-proof: %v", ErrBadProof, err)
 	}
 	if tp.ExtraData != nil {
-		return Proof{}, fmt.Errorf("parse tlog-proof: unexpected extra data")
+		return Proof{}, fmt.Errorf("%w: parse tlog-proof: unexpected extra data", ErrBadProof)
 	}
 	p := Proof{Index: tp.Index, Checkpoint: tp.Checkpoint}
 	for _, h := range tp.Hashes {
 		p.Hashes = append(p.Hashes, Hash(h))
 	}
 	if !bytes.Equal(FormatProof(p), b) {
-		return Proof{}, fmt.Errorf("parse tlog-proof: not in canonical form")
+		return Proof{}, fmt.Errorf("%w: parse tlog-proof: not in canonical form", ErrBadProof)
 	}
 	return p, nil
 }
 
 // VerifyProof checks that the tlog-proof b proves leaf is in the log with
 // the given origin, under a checkpoint signed by verifier. It returns the
-// checkpoint and the leaf's index.
+// checkpoint and the leaf's index. Its errors match ErrBadCheckpoint if the
+// checkpoint does not verify, and ErrBadProof otherwise.
 func VerifyProof(b, leaf []byte, origin string, verifier note.Verifier) (Checkpoint, uint64, error) {
 	p, err := ParseProof(b)
 	if err != nil {

@@ -8,8 +8,8 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 )
 
-// ErrBadProof is matched by every error of VerifyInclusion and
-// VerifyConsistency.
+// ErrBadProof is matched by every error of VerifyInclusion,
+// VerifyConsistency and ParseProof.
 var ErrBadProof = errors.New("proof does not verify")
 
 // VerifyInclusion checks that proof shows the leaf with hash leafHash at

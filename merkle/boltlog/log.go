@@ -649,8 +649,9 @@ func (l *Log) ConsistencyProof(ctx context.Context, oldSize, newSize uint64) ([]
 
 func (b buckets) prove(nodes proof.Nodes) ([]merkle.Hash, error) {
 	hashes := make([][]byte, len(nodes.IDs))
+	var r hashReader
 	for i, id := range nodes.IDs {
-		h, err := b.storedHash(id.Level, id.Index)
+		h, err := r.hash(b, id.Level, id.Index)
 		if err != nil {
 			return nil, err
 		}

@@ -99,23 +99,38 @@ func (b buckets) size() uint64 {
 // the caller knows to be complete. Odd levels are computed from the two
 // stored children one level below.
 func (b buckets) storedHash(level uint, index uint64) (merkle.Hash, error) {
+	var r hashReader
+	return r.hash(b, level, index)
+}
+
+// A hashReader reads stored hashes, remembering the last chunk it read:
+// the two children of an odd-level node almost always share one.
+type hashReader struct {
+	key   [chunkKeySize]byte
+	chunk []byte
+}
+
+func (r *hashReader) hash(b buckets, level uint, index uint64) (merkle.Hash, error) {
 	if level%2 == 1 {
-		l, err := b.storedHash(level-1, 2*index)
+		left, err := r.hash(b, level-1, 2*index)
 		if err != nil {
 			return merkle.Hash{}, err
 		}
-		r, err := b.storedHash(level-1, 2*index+1)
+		right, err := r.hash(b, level-1, 2*index+1)
 		if err != nil {
 			return merkle.Hash{}, err
 		}
-		return merkle.NodeHash(l, r), nil
+		return merkle.NodeHash(left, right), nil
 	}
-	chunk := b.hashes.Get(chunkKey(level, index/chunkHashes))
+	if key := chunkKey(level, index/chunkHashes); r.chunk == nil || string(key) != string(r.key[:]) {
+		r.chunk = b.hashes.Get(key)
+		copy(r.key[:], key)
+	}
 	off := int(index%chunkHashes) * merkle.HashSize
-	if off+merkle.HashSize > len(chunk) {
+	if off+merkle.HashSize > len(r.chunk) {
 		return merkle.Hash{}, fmt.Errorf("hash (%d, %d) missing from storage", level, index)
 	}
-	return merkle.Hash(chunk[off : off+merkle.HashSize]), nil
+	return merkle.Hash(r.chunk[off : off+merkle.HashSize]), nil
 }
 
 // leafRange returns copies of the leaves [start, end), which the caller

@@ -1,0 +1,80 @@
+package provenance
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors of the custody rules and of the event and bundle parsers. Callers
+// test for them with errors.Is; a web layer maps them to status codes.
+var (
+	// ErrMalformedEvent: the leaf is not a well-formed event note
+	// (matched by every *EventError).
+	ErrMalformedEvent = errors.New("malformed event")
+	// ErrBadSignature: the signature does not verify with the key it must
+	// be made with.
+	ErrBadSignature = errors.New("bad signature")
+	// ErrNotFound: an unknown item or actor.
+	ErrNotFound = errors.New("not found")
+	// ErrWrongRole: the signer's role may not make this event, or a handoff
+	// names an actor that cannot hold custody.
+	ErrWrongRole = errors.New("wrong role")
+	// ErrRevoked: the actor's key was revoked before this log position
+	// (ErrKeyNotValid matches it too).
+	ErrRevoked = fmt.Errorf("key revoked: %w", ErrKeyNotValid)
+	// ErrKeyNotValid: the signing key is not valid at this log position.
+	ErrKeyNotValid = errors.New("key not valid at this log position")
+	// ErrAlreadyEnrolled: an enroll for an actor that is enrolled and not
+	// revoked, or with a key the actor held before.
+	ErrAlreadyEnrolled = errors.New("already enrolled")
+	// ErrAlreadyRegistered: the item is registered already.
+	ErrAlreadyRegistered = errors.New("item already registered")
+	// ErrNotCustodian: a handoff by an actor that does not hold the item.
+	ErrNotCustodian = errors.New("not the custodian")
+	// ErrWrongReceiver: a receive by an actor the pending handoff does not
+	// name, or by name when it was offered by claim code (and vice versa).
+	ErrWrongReceiver = errors.New("wrong receiver")
+	// ErrNoHandoff: a receive with no handoff pending.
+	ErrNoHandoff = errors.New("no handoff pending")
+	// ErrStalePrev: prev is not the leaf hash of the item's latest event (a
+	// replayed, reordered or racing event).
+	ErrStalePrev = errors.New("prev is not the item's latest event")
+	// ErrBadClaim: the claim code does not match the pending handoff.
+	ErrBadClaim = errors.New("wrong claim code")
+	// ErrClaimUsed: a claim (salted hash of a code) that was used already.
+	ErrClaimUsed = errors.New("claim code already used")
+	// ErrNotParty: a dispute by an actor that never held the item.
+	ErrNotParty = errors.New("not a party to the item")
+	// ErrDisputed: the item is under dispute; only a ruling may follow.
+	ErrDisputed = errors.New("item is under dispute")
+	// ErrNotDisputed: a ruling on an item with no open dispute.
+	ErrNotDisputed = errors.New("item has no open dispute")
+	// ErrDelivered: a handoff of an item already delivered to its buyer.
+	ErrDelivered = errors.New("item already delivered")
+	// ErrOutOfOrder: an event at a log index not after the last one applied.
+	ErrOutOfOrder = errors.New("log index out of order")
+	// ErrBadBundle is matched by every *BundleError.
+	ErrBadBundle = errors.New("bad proof bundle")
+)
+
+// A RuleError reports an event refused by the custody rules, or not
+// parseable at all. It unwraps to the reason, one of the errors above.
+type RuleError struct {
+	Index uint64 // log position of the event
+	Kind  Kind   // "" if the leaf did not parse
+	Item  ItemID // zero for actor events
+	Actor string // the signer, "" if the leaf did not parse
+	Err   error
+}
+
+func (e *RuleError) Error() string {
+	switch {
+	case e.Kind == "":
+		return fmt.Sprintf("event %d refused: %v", e.Index, e.Err)
+	case e.Item.IsZero():
+		return fmt.Sprintf("event %d (%s by %s) refused: %v", e.Index, e.Kind, e.Actor, e.Err)
+	}
+	return fmt.Sprintf("event %d (%s of %s by %s) refused: %v", e.Index, e.Kind, e.Item, e.Actor, e.Err)
+}
+
+func (e *RuleError) Unwrap() error { return e.Err }

@@ -325,7 +325,7 @@ func decodeEventText(text string) (Event, error) {
 	dec := json.NewDecoder(strings.NewReader(line))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&w); err != nil {
-		return Event{}, malformed("json", "%v", err)
+		return Event{}, malformed("json", "%s", strings.TrimPrefix(err.Error(), "json: "))
 	}
 	if dec.More() {
 		return Event{}, malformed("json", "trailing data")

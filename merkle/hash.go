@@ -16,6 +16,20 @@ type Hash [HashSize]byte
 // String returns the hash in standard base64, as checkpoints and proofs write it.
 func (h Hash) String() string { return base64.StdEncoding.EncodeToString(h[:]) }
 
+// MarshalText encodes the hash in standard base64, so JSON carries it as a
+// string.
+func (h Hash) MarshalText() ([]byte, error) { return []byte(h.String()), nil }
+
+// UnmarshalText decodes a standard base64 hash.
+func (h *Hash) UnmarshalText(b []byte) error {
+	v, err := ParseHash(string(b))
+	if err != nil {
+		return err
+	}
+	*h = v
+	return nil
+}
+
 // ParseHash decodes a standard base64 hash.
 func ParseHash(s string) (Hash, error) {
 	var h Hash

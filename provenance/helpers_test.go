@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -184,3 +185,11 @@ func ruleErr(t testing.TB, err, want error) {
 		t.Fatalf("error %q does not match %q", err, want)
 	}
 }
+
+// panicTB lets examples use the test helpers: it panics where a test
+// would fail.
+type panicTB struct{ testing.TB }
+
+func (panicTB) Helper()                        {}
+func (panicTB) Fatal(args ...any)              { panic(fmt.Sprint(args...)) }
+func (panicTB) Fatalf(format string, a ...any) { panic(fmt.Sprintf(format, a...)) }

@@ -86,6 +86,8 @@ type Applied struct {
 	LeafHash merkle.Hash
 	Event    Event
 	Role     Role // the signer's role at that position
+	// Claim is the claim a buyer's receive used up, nil for other events.
+	Claim *[sha256.Size]byte
 }
 
 // State is what a prefix of the log establishes: enrolled actors and their
@@ -209,6 +211,7 @@ func (s *State) Apply(index uint64, leaf []byte) (Applied, error) {
 	}
 	if ch.claim != nil {
 		s.claims[*ch.claim] = ch.item.ID
+		a.Claim = ch.claim
 	}
 	return a, nil
 }

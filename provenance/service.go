@@ -1,0 +1,344 @@
+package provenance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/provtrail/provtrail/merkle"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// ServiceConfig carries everything a Service needs.
+type ServiceConfig struct {
+	Log   merkle.Log
+	Store Store
+	// Trust names the log (origin and checkpoint key) and the operator key
+	// the Service enforces and that its bundles are made for.
+	Trust  Trust
+	Logger *slog.Logger
+	// SaveEvery and SaveInterval bound how far the saved index may lag the
+	// log: a save happens after SaveEvery applied positions or SaveInterval,
+	// whichever comes first. Defaults 8192 and 1s. A crash loses nothing:
+	// the lag is replayed from the log on the next start.
+	SaveEvery    int
+	SaveInterval time.Duration
+	// PollInterval is how often the Service looks for leaves appended by
+	// others (other replicas of a shared log). Default 1s.
+	PollInterval time.Duration
+}
+
+// A Service validates signed events, appends them to the log and keeps the
+// index derived from the log: every accepted event, applied in log order.
+//
+// Events for different items are checked and appended in parallel and
+// share the log's group commits; events for one item (or one actor's
+// enrollment) are serialized.
+type Service struct {
+	log    merkle.Log
+	store  Store
+	trust  Trust
+	logger *slog.Logger
+
+	saveEvery    int
+	saveInterval time.Duration
+	pollInterval time.Duration
+
+	locks [256]sync.Mutex // serialize events per item or actor
+
+	mu       sync.RWMutex
+	state    *State
+	events   map[ItemID][]uint64 // accepted events per item, in log order
+	refused  map[uint64]error    // refusals found on replay
+	applied  uint64              // log positions [0, applied) are applied
+	advanced chan struct{}       // closed and replaced whenever applied grows
+	dirty    delta               // changes since the last save
+	saveMu   sync.Mutex          // serializes saves
+
+	pendMu  sync.Mutex
+	pending map[uint64][]byte // leaves appended by Submit, not yet applied
+
+	kick    chan struct{}
+	stop    chan struct{}
+	stopped chan struct{}
+	closeMu sync.Mutex
+	closed  bool
+}
+
+// delta collects what changed since the last save.
+type delta struct {
+	from    uint64
+	actors  map[string]bool
+	items   map[ItemID]bool
+	claims  []ClaimRecord
+	refused []Refusal
+}
+
+// A Receipt is the answer to an accepted event: where it is in the log, and
+// the proof of it.
+type Receipt struct {
+	Index      uint64
+	LeafHash   merkle.Hash
+	Checkpoint merkle.Checkpoint
+	// Proof is the event's C2SP tlog-proof@v1 against Checkpoint.
+	Proof []byte
+	// Duplicate is true if the very same event was in the log already, so
+	// nothing was appended.
+	Duplicate bool
+}
+
+// NewService opens the index in cfg.Store, replays the log positions it
+// lacks, and starts applying new ones.
+func NewService(ctx context.Context, cfg ServiceConfig) (*Service, error) {
+	if cfg.Log == nil || cfg.Store == nil {
+		return nil, errors.New("provenance: service needs a log and a store")
+	}
+	if _, err := note.NewVerifier(cfg.Trust.LogKey); err != nil {
+		return nil, fmt.Errorf("provenance: log key: %w", err)
+	}
+	state, err := NewState(cfg.Trust.OperatorKey)
+	if err != nil {
+		return nil, fmt.Errorf("provenance: %w", err)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Service{
+		log:          cfg.Log,
+		store:        cfg.Store,
+		trust:        cfg.Trust,
+		logger:       cfg.Logger,
+		saveEvery:    cmpOr(cfg.SaveEvery, 8192),
+		saveInterval: cmpOr(cfg.SaveInterval, time.Second),
+		pollInterval: cmpOr(cfg.PollInterval, time.Second),
+		state:        state,
+		events:       map[ItemID][]uint64{},
+		refused:      map[uint64]error{},
+		advanced:     make(chan struct{}),
+		pending:      map[uint64][]byte{},
+		kick:         make(chan struct{}, 1),
+		stop:         make(chan struct{}),
+		stopped:      make(chan struct{}),
+	}
+	snap, err := cfg.Store.Load(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("provenance: %w", err)
+	}
+	if err := s.state.restore(snap); err != nil {
+		return nil, fmt.Errorf("provenance: %w", err)
+	}
+	for _, it := range snap.Items {
+		s.events[it.State.ID] = it.Events
+	}
+	for _, r := range snap.Refused {
+		s.refused[r.Index] = errors.New(r.Reason)
+	}
+	s.applied = snap.Applied
+	s.dirty = newDelta(s.applied)
+	// Catch up with the log before answering anyone.
+	if err := s.catchUp(ctx); err != nil {
+		return nil, fmt.Errorf("provenance: replay the log: %w", err)
+	}
+	if err := s.save(ctx); err != nil {
+		return nil, fmt.Errorf("provenance: %w", err)
+	}
+	go s.run()
+	return s, nil
+}
+
+func cmpOr[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+func newDelta(from uint64) delta {
+	return delta{from: from, actors: map[string]bool{}, items: map[ItemID]bool{}}
+}
+
+// Close stops applying new log positions and saves the index.
+func (s *Service) Close() error {
+	s.closeMu.Lock()
+	if s.closed {
+		s.closeMu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.stop)
+	s.closeMu.Unlock()
+	<-s.stopped
+	return s.save(context.Background())
+}
+
+// run applies what the log gains, from this Service's submissions or from
+// other writers, and saves the index now and then.
+func (s *Service) run() {
+	defer close(s.stopped)
+	poll := time.NewTicker(s.pollInterval)
+	defer poll.Stop()
+	save := time.NewTicker(s.saveInterval)
+	defer save.Stop()
+	ctx := context.Background()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.kick:
+		case <-poll.C:
+		case <-save.C:
+			if err := s.save(ctx); err != nil {
+				s.logger.Error("save index", "err", err)
+			}
+			continue
+		}
+		if err := s.catchUp(ctx); err != nil {
+			s.logger.Error("apply log", "err", err)
+		}
+	}
+}
+
+// catchUp applies every log position up to the latest checkpoint.
+func (s *Service) catchUp(ctx context.Context) error {
+	cp, err := s.log.Checkpoint(ctx)
+	if err != nil {
+		return err
+	}
+	s.mu.RLock()
+	from := s.applied
+	s.mu.RUnlock()
+	const chunk = 1024
+	for from < cp.Size {
+		to := min(cp.Size, from+chunk)
+		leaves, err := s.leavesFor(ctx, from, to)
+		if err != nil {
+			return err
+		}
+		s.applyLeaves(from, leaves)
+		from = to
+		if s.dirtyCount() >= uint64(s.saveEvery) {
+			if err := s.save(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// leavesFor returns the leaves [from, to), from what Submit left in
+// pending where it can, else from the log.
+func (s *Service) leavesFor(ctx context.Context, from, to uint64) ([][]byte, error) {
+	out := make([][]byte, 0, to-from)
+	s.pendMu.Lock()
+	for i := from; i < to; i++ {
+		leaf, ok := s.pending[i]
+		if !ok {
+			break
+		}
+		out = append(out, leaf)
+		delete(s.pending, i)
+	}
+	s.pendMu.Unlock()
+	if n := uint64(len(out)); from+n < to {
+		rest, err := s.log.Leaves(ctx, from+n, to)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rest...)
+	}
+	return out, nil
+}
+
+// applyLeaves applies the leaves at positions first, first+1, ... in order.
+func (s *Service) applyLeaves(first uint64, leaves [][]byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, leaf := range leaves {
+		index := first + uint64(i)
+		if index != s.applied {
+			continue // applied already (a concurrent catch-up)
+		}
+		a, err := s.state.Apply(index, leaf)
+		if err != nil {
+			s.refused[index] = err
+			s.dirty.refused = append(s.dirty.refused, Refusal{Index: index, Reason: err.Error()})
+		} else {
+			s.noteApplied(a)
+		}
+		s.applied = index + 1
+	}
+	close(s.advanced)
+	s.advanced = make(chan struct{})
+}
+
+// noteApplied records what an accepted event changed, for the next save.
+func (s *Service) noteApplied(a Applied) {
+	e := a.Event
+	switch {
+	case e.Kind == KindEnroll:
+		s.dirty.actors[e.Enroll.ID] = true
+	case e.Kind == KindRevoke:
+		s.dirty.actors[e.Revoke.ID] = true
+	case e.Kind.IsItemEvent():
+		s.events[e.Item] = append(s.events[e.Item], a.Index)
+		s.dirty.items[e.Item] = true
+		if a.Claim != nil {
+			s.dirty.claims = append(s.dirty.claims, ClaimRecord{Claim: *a.Claim, Item: e.Item})
+		}
+	}
+}
+
+func (s *Service) dirtyCount() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.applied - s.dirty.from
+}
+
+// save writes what changed since the last save to the Store. Saves are
+// serialized, so deltas reach the Store in order; a failed save puts its
+// changes back for the next one.
+func (s *Service) save(ctx context.Context) error {
+	s.saveMu.Lock()
+	defer s.saveMu.Unlock()
+	s.mu.Lock()
+	if s.applied == s.dirty.from {
+		s.mu.Unlock()
+		return nil
+	}
+	taken := s.dirty
+	d := Delta{From: taken.from, To: s.applied, Claims: taken.claims, Refused: taken.refused}
+	for _, id := range slices.Sorted(maps.Keys(taken.actors)) {
+		a, _ := s.state.Actor(id)
+		d.Actors = append(d.Actors, a)
+	}
+	for id := range taken.items {
+		it, _ := s.state.Item(id)
+		d.Items = append(d.Items, ItemRecord{State: it, Events: slices.Clone(s.events[id])})
+	}
+	s.dirty = newDelta(s.applied)
+	s.mu.Unlock()
+	if err := s.store.Save(ctx, d); err != nil {
+		s.mu.Lock()
+		maps.Copy(taken.actors, s.dirty.actors)
+		maps.Copy(taken.items, s.dirty.items)
+		taken.claims = append(taken.claims, s.dirty.claims...)
+		taken.refused = append(taken.refused, s.dirty.refused...)
+		s.dirty = taken
+		s.mu.Unlock()
+		return fmt.Errorf("save index: %w", err)
+	}
+	return nil
+}
+
+func (s *Service) lockFor(key string) *sync.Mutex {
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	return &s.locks[h.Sum32()%uint32(len(s.locks))]
+}

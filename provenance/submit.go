@@ -1,0 +1,297 @@
+package provenance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/provtrail/provtrail/merkle"
+)
+
+// Submit validates a signed event (the note bytes, verbatim), appends it to
+// the log, applies it, and returns its receipt.
+//
+// An event the rules refuse returns a *RuleError and appends nothing. The
+// very same event submitted again returns the first receipt, marked
+// Duplicate, so a client may retry. An event the rules accepted on
+// submission but refused when applied in log order (a conflicting event
+// from another replica came first) is in the log, refused on every replica
+// alike: Submit returns the *RuleError.
+func (s *Service) Submit(ctx context.Context, leaf []byte) (Receipt, error) {
+	if err := merkle.CheckLeaf(leaf); err != nil {
+		return Receipt{}, &RuleError{Err: &EventError{Field: "leaf", Reason: err.Error()}}
+	}
+	e, err := ParseEvent(leaf)
+	if err != nil {
+		return Receipt{}, &RuleError{Err: err}
+	}
+	lock := s.lockFor(lockKey(e))
+	lock.Lock()
+	defer lock.Unlock()
+
+	leafHash := merkle.LeafHash(leaf)
+	s.mu.RLock()
+	_, err = s.state.Check(s.state.Next(), leaf)
+	dup, isDup := s.acceptedIndex(e, leafHash)
+	s.mu.RUnlock()
+	if err != nil {
+		if isDup {
+			r, err := s.receipt(ctx, dup, leafHash)
+			r.Duplicate = true
+			return r, err
+		}
+		return Receipt{}, err
+	}
+
+	idx, err := s.log.Append(ctx, [][]byte{leaf})
+	if err != nil {
+		return Receipt{}, fmt.Errorf("append %s: %w", e.Kind, err)
+	}
+	index := idx[0]
+	s.pendMu.Lock()
+	s.pending[index] = leaf
+	s.pendMu.Unlock()
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+	if err := s.waitApplied(ctx, index); err != nil {
+		return Receipt{}, err
+	}
+	s.mu.RLock()
+	refusal := s.refused[index]
+	s.mu.RUnlock()
+	if refusal != nil {
+		return Receipt{}, refusal
+	}
+	return s.receipt(ctx, index, leafHash)
+}
+
+// lockKey names what an event must be serialized with: its item, or the
+// actor an enrollment or revocation is about.
+func lockKey(e Event) string {
+	switch {
+	case e.Kind.IsItemEvent():
+		return "item " + e.Item.String()
+	case e.Enroll != nil:
+		return "actor " + e.Enroll.ID
+	case e.Revoke != nil:
+		return "actor " + e.Revoke.ID
+	}
+	return "actor " + e.Actor
+}
+
+// acceptedIndex finds an accepted event with this leaf hash among those a
+// retry of e could repeat: the item's latest event, or the enrollment or
+// revocation of e's subject. Called with s.mu held.
+func (s *Service) acceptedIndex(e Event, leafHash merkle.Hash) (uint64, bool) {
+	switch {
+	case e.Kind.IsItemEvent():
+		if it, ok := s.state.Item(e.Item); ok && it.Last == leafHash {
+			return it.LastIndex, true
+		}
+	case e.Enroll != nil || e.Revoke != nil:
+		id := ""
+		if e.Enroll != nil {
+			id = e.Enroll.ID
+		} else {
+			id = e.Revoke.ID
+		}
+		a, ok := s.state.Actor(id)
+		if !ok {
+			return 0, false
+		}
+		// The latest enrollment or revocation of the actor.
+		k := a.Keys[len(a.Keys)-1]
+		at := k.From
+		if k.Revoked {
+			at = k.To
+		}
+		if s.leafHashAt(at) == leafHash {
+			return at, true
+		}
+	}
+	return 0, false
+}
+
+func (s *Service) leafHashAt(index uint64) merkle.Hash {
+	leaves, err := s.log.Leaves(context.Background(), index, index+1)
+	if err != nil || len(leaves) != 1 {
+		return merkle.Hash{}
+	}
+	return merkle.LeafHash(leaves[0])
+}
+
+// waitApplied waits until the log position index is applied.
+func (s *Service) waitApplied(ctx context.Context, index uint64) error {
+	for {
+		s.mu.RLock()
+		done, ch := s.applied > index, s.advanced
+		s.mu.RUnlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.stopped:
+			return errors.New("service closed")
+		}
+	}
+}
+
+// receipt proves the leaf at index against the latest checkpoint.
+func (s *Service) receipt(ctx context.Context, index uint64, leafHash merkle.Hash) (Receipt, error) {
+	cp, err := s.log.Checkpoint(ctx)
+	if err != nil {
+		return Receipt{}, fmt.Errorf("receipt: %w", err)
+	}
+	p, err := s.log.InclusionProof(ctx, index, cp.Size)
+	if err != nil {
+		return Receipt{}, fmt.Errorf("receipt: %w", err)
+	}
+	return Receipt{
+		Index:      index,
+		LeafHash:   leafHash,
+		Checkpoint: cp,
+		Proof:      merkle.FormatProof(merkle.Proof{Index: index, Hashes: p, Checkpoint: cp.Note}),
+	}, nil
+}
+
+// Actor returns an enrolled actor, or an error matching ErrNotFound.
+func (s *Service) Actor(ctx context.Context, id string) (ActorState, error) {
+	if err := ctx.Err(); err != nil {
+		return ActorState{}, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	a, ok := s.state.Actor(id)
+	if !ok {
+		return ActorState{}, fmt.Errorf("%w: actor %q is not enrolled", ErrNotFound, id)
+	}
+	return a, nil
+}
+
+// Trust returns what the Service's bundles are made for: the log origin,
+// the log key and the operator key.
+func (s *Service) Trust() Trust { return s.trust }
+
+// An ItemView is an item's history as this server has it: the item, its
+// events in log order, the actors they rely on, and every log entry a
+// verifier needs (the item's events, and the enrollments and revocations of
+// those actors), each with an inclusion proof against one checkpoint.
+//
+// The server does not re-verify what it applied; a client verifies the
+// bundle made from it (see VerifyBundle).
+type ItemView struct {
+	History
+	Entries []BundleEntry
+}
+
+// Item returns the history of an item, with proofs, or an error matching
+// ErrNotFound.
+func (s *Service) Item(ctx context.Context, id ItemID) (ItemView, error) {
+	s.mu.RLock()
+	st, ok := s.state.Item(id)
+	indices := slices.Clone(s.events[id])
+	s.mu.RUnlock()
+	if !ok {
+		return ItemView{}, fmt.Errorf("%w: item %s is not registered", ErrNotFound, id)
+	}
+	cp, err := s.log.Checkpoint(ctx)
+	if err != nil {
+		return ItemView{}, fmt.Errorf("history of %s: %w", id, err)
+	}
+	v := ItemView{History: History{Item: id, State: st, Checkpoint: cp}}
+	var events []Event
+	leafOf := map[uint64][]byte{}
+	for _, i := range indices {
+		leaf, err := s.leaf(ctx, i)
+		if err != nil {
+			return ItemView{}, fmt.Errorf("history of %s: %w", id, err)
+		}
+		e, err := ParseEvent(leaf)
+		if err != nil {
+			return ItemView{}, fmt.Errorf("history of %s: event %d: %w", id, i, err)
+		}
+		leafOf[i] = leaf
+		events = append(events, e)
+	}
+	need := slices.Clone(indices)
+	s.mu.RLock()
+	opID, _ := s.state.Operator()
+	for _, actor := range BundleActors(opID, events) {
+		a, ok := s.state.Actor(actor)
+		if !ok {
+			continue
+		}
+		v.Actors = append(v.Actors, a)
+		for _, k := range a.Keys {
+			need = append(need, k.From)
+			if k.Revoked && k.To < cp.Size {
+				need = append(need, k.To)
+			}
+		}
+	}
+	for j, e := range events {
+		he := HistoryEvent{Applied: Applied{Index: indices[j], LeafHash: merkle.LeafHash(leafOf[indices[j]]), Event: e}}
+		switch a, ok := s.state.Actor(e.Actor); {
+		case e.Actor == opID:
+			he.Role = RoleOperator
+		case ok:
+			he.Role, he.ActorName = a.Role, a.Name
+		default:
+			he.Role = RoleBuyer
+		}
+		v.Events = append(v.Events, he)
+	}
+	s.mu.RUnlock()
+	slices.Sort(need)
+	need = slices.Compact(need)
+	for _, i := range need {
+		leaf, ok := leafOf[i]
+		if !ok {
+			if leaf, err = s.leaf(ctx, i); err != nil {
+				return ItemView{}, fmt.Errorf("history of %s: %w", id, err)
+			}
+		}
+		p, err := s.log.InclusionProof(ctx, i, cp.Size)
+		if err != nil {
+			return ItemView{}, fmt.Errorf("history of %s: proof of %d: %w", id, i, err)
+		}
+		v.Entries = append(v.Entries, BundleEntry{Index: i, Leaf: leaf, Proof: p})
+	}
+	return v, nil
+}
+
+func (s *Service) leaf(ctx context.Context, index uint64) ([]byte, error) {
+	leaves, err := s.log.Leaves(ctx, index, index+1)
+	if err != nil {
+		return nil, err
+	}
+	return leaves[0], nil
+}
+
+// Bundle returns the proof bundle of an item (see BuildBundle), or an error
+// matching ErrNotFound.
+func (s *Service) Bundle(ctx context.Context, id ItemID) ([]byte, error) {
+	v, err := s.Item(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return BuildBundle(s.trust, id, v.Checkpoint.Note, v.Entries)
+}
+
+// Rebuild deletes the index in store and replays the whole log into it.
+func Rebuild(ctx context.Context, cfg ServiceConfig) error {
+	if err := cfg.Store.Reset(ctx); err != nil {
+		return fmt.Errorf("rebuild: %w", err)
+	}
+	s, err := NewService(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("rebuild: %w", err)
+	}
+	return s.Close()
+}

@@ -105,7 +105,10 @@ func (f *fixture) revokeLeaf(id string) []byte {
 }
 
 func (f *fixture) prev(item ItemID) merkle.Hash {
-	it, _ := f.st.Item(item)
+	it, ok := f.st.Item(item)
+	if !ok {
+		return merkle.LeafHash([]byte("no such item"))
+	}
 	return it.Last
 }
 

@@ -58,7 +58,7 @@ func TestCheckpointRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 			if cp.Origin != testOrigin || cp.Size != size || cp.Root != root {
-				t.Errorf("SignCheckpoint = (%q, %d, %x), want (%q, %d, %x)", cp.Origin, cp.Size, cp.Root, testOrigin, size, root)
+				t.Errorf("SignCheckpoint = (%q, %d, %v), want (%q, %d, %v)", cp.Origin, cp.Size, cp.Root, testOrigin, size, root)
 			}
 			wantText := fmt.Sprintf("%s\n%d\n%s\n", testOrigin, size, root)
 			if !bytes.HasPrefix(cp.Note, []byte(wantText+"\n— "+testOrigin+" ")) {

@@ -89,7 +89,7 @@ func loadVectors(t *testing.T) vectors {
 func TestEmptyRootKAT(t *testing.T) {
 	v := loadVectors(t)
 	if got, want := merkle.EmptyRoot(), merkle.Hash(v.Roots[0]); got != want {
-		t.Errorf("EmptyRoot() = %x, want %x", got, want)
+		t.Errorf("EmptyRoot() = %v, want %v", got, want)
 	}
 }
 
@@ -98,7 +98,7 @@ func TestLeafHashKAT(t *testing.T) {
 	for i, leaf := range v.Leaves {
 		t.Run(fmt.Sprintf("leaf%d", i), func(t *testing.T) {
 			if got, want := merkle.LeafHash(leaf), merkle.Hash(v.Nodes[0][i]); got != want {
-				t.Errorf("LeafHash(%x) = %x, want %x", []byte(leaf), got, want)
+				t.Errorf("LeafHash(%x) = %v, want %v", []byte(leaf), got, want)
 			}
 		})
 	}
@@ -110,7 +110,7 @@ func TestNodeHashKAT(t *testing.T) {
 		for i, want := range v.Nodes[level] {
 			l, r := merkle.Hash(v.Nodes[level-1][2*i]), merkle.Hash(v.Nodes[level-1][2*i+1])
 			if got := merkle.NodeHash(l, r); got != merkle.Hash(want) {
-				t.Errorf("level %d node %d: NodeHash = %x, want %x", level, i, got, want)
+				t.Errorf("level %d node %d: NodeHash = %v, want %v", level, i, got, merkle.Hash(want))
 			}
 		}
 	}
@@ -122,7 +122,7 @@ func TestRootKAT(t *testing.T) {
 	for n, want := range v.Roots {
 		t.Run(fmt.Sprintf("size%d", n), func(t *testing.T) {
 			if got := rt.root(n); got != merkle.Hash(want) {
-				t.Errorf("root of %d leaves built from LeafHash/NodeHash = %x, want %x", n, got, want)
+				t.Errorf("root of %d leaves built from LeafHash/NodeHash = %v, want %v", n, got, merkle.Hash(want))
 			}
 		})
 	}
@@ -141,7 +141,7 @@ func TestInclusionKAT(t *testing.T) {
 			// The reference tree built from our hashes produces the same proof.
 			rt := newRefTree(t, bytesOf(v.Leaves))
 			if got := rt.inclusion(int(tc.Index), int(tc.Size)); !equalHashes(got, p) {
-				t.Errorf("reference proof = %x, published %x", got, p)
+				t.Errorf("reference proof = %v, published %v", got, p)
 			}
 			if tc.Size > 1 {
 				wrong := merkle.Hash(v.Roots[tc.Size-1])
@@ -164,7 +164,7 @@ func TestConsistencyKAT(t *testing.T) {
 				t.Fatalf("VerifyConsistency of published proof: %v", err)
 			}
 			if got := rt.consistency(int(tc.Old), int(tc.New)); !equalHashes(got, p) {
-				t.Errorf("reference proof = %x, published %x", got, p)
+				t.Errorf("reference proof = %v, published %v", got, p)
 			}
 			if err := merkle.VerifyConsistency(tc.Old, tc.New, newRoot, oldRoot, p); tc.Old != tc.New && !errors.Is(err, merkle.ErrBadProof) {
 				t.Errorf("VerifyConsistency with swapped roots = %v, want ErrBadProof", err)
@@ -185,7 +185,7 @@ func TestParseHash(t *testing.T) {
 	h := merkle.LeafHash([]byte("x"))
 	got, err := merkle.ParseHash(h.String())
 	if err != nil || got != h {
-		t.Fatalf("ParseHash(%q) = %x, %v; want %x", h.String(), got, err, h)
+		t.Fatalf("ParseHash(%q) = %v, %v; want %v", h.String(), got, err, h)
 	}
 	for _, s := range []string{
 		"",

@@ -51,7 +51,7 @@ func TestProofRoundTrip(t *testing.T) {
 				t.Fatalf("VerifyProof: %v", err)
 			}
 			if index != uint64(c.index) || cp.Size != uint64(c.size) || cp.Root != f.rt.root(c.size) {
-				t.Errorf("VerifyProof = (%d, %d, %x), want (%d, %d, %x)", index, cp.Size, cp.Root, c.index, c.size, f.rt.root(c.size))
+				t.Errorf("VerifyProof = (%d, %d, %v), want (%d, %d, %v)", index, cp.Size, cp.Root, c.index, c.size, f.rt.root(c.size))
 			}
 		})
 	}

@@ -22,7 +22,7 @@ func TestVerifyInclusionExhaustive(t *testing.T) {
 			t.Fatal(err)
 		}
 		if merkle.Hash(tlogRoot) != root {
-			t.Fatalf("size %d: reference root %x, tlog.TreeHash %x", size, root, tlogRoot)
+			t.Fatalf("size %d: reference root %v, tlog.TreeHash %v", size, root, tlogRoot)
 		}
 		for index := range size {
 			leafHash := rt.hashes[index]
@@ -32,7 +32,7 @@ func TestVerifyInclusionExhaustive(t *testing.T) {
 				t.Fatalf("tlog.ProveRecord(%d, %d): %v", size, index, err)
 			}
 			if !equalHashes(fromTlog(tp), p) {
-				t.Fatalf("inclusion %d in %d: reference proof %x, tlog proof %x", index, size, p, tp)
+				t.Fatalf("inclusion %d in %d: reference proof %v, tlog proof %v", index, size, p, tp)
 			}
 			if err := tlog.CheckRecord(toTlog(p), int64(size), tlog.Hash(root), int64(index), tlog.Hash(leafHash)); err != nil {
 				t.Fatalf("inclusion %d in %d: tlog.CheckRecord: %v", index, size, err)
@@ -110,7 +110,7 @@ func TestVerifyConsistencyExhaustive(t *testing.T) {
 					t.Fatalf("tlog.ProveTree(%d, %d): %v", newSize, oldSize, err)
 				}
 				if !equalHashes(fromTlog(tp), p) {
-					t.Fatalf("consistency %d to %d: reference proof %x, tlog proof %x", oldSize, newSize, p, tp)
+					t.Fatalf("consistency %d to %d: reference proof %v, tlog proof %v", oldSize, newSize, p, tp)
 				}
 				if err := tlog.CheckTree(toTlog(p), int64(newSize), tlog.Hash(newRoot), int64(oldSize), tlog.Hash(oldRoot)); err != nil {
 					t.Fatalf("consistency %d to %d: tlog.CheckTree: %v", oldSize, newSize, err)

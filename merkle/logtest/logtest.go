@@ -16,6 +16,36 @@
 // project's: golang.org/x/mod/sumdb/tlog and
 // github.com/transparency-dev/merkle/proof, and every root is recomputed
 // independently with tlog.
+//
+// # What it checks
+//
+// Each check is a subtest on a fresh directory; every Instance is closed at
+// the end of its subtest.
+//
+//   - Empty, AppendAndRead: indices from 0; Leaves returns the appended
+//     bytes, as copies; the log copies what Append is given; every
+//     checkpoint verifies and has the independently computed root.
+//   - Dedup: an identical leaf, in the same batch or a later one, gets its
+//     first index and does not grow the tree.
+//   - Proofs: 300 leaves appended one at a time, a checkpoint after each;
+//     every inclusion proof and every consistency proof among those sizes.
+//   - TamperedProofs: sampled proofs with a flipped bit, a hash missing or
+//     added, or a neighbouring size, do not verify.
+//   - InvalidLeaves: empty and MaxLeafSize+1 leaves fail with
+//     merkle.ErrInvalidLeaf and a batch holding one appends none of it; a
+//     leaf of exactly MaxLeafSize is accepted.
+//   - OutOfRange: bad ranges return a *merkle.RangeError (matching
+//     merkle.ErrOutOfRange) whose A and B are the arguments as given and
+//     whose TreeSize is the log's size; nothing panics.
+//   - Concurrent: 32 goroutines append 50 leaves each, plus one leaf they
+//     all append; indices are distinct, each holds its leaf, a checkpoint
+//     taken after an Append covers it, and every checkpoint is consistent
+//     with the final one.
+//   - Reopen: same size, root, key and proofs after reopening; dedup still
+//     finds old leaves; appends continue at the next index.
+//   - CancelledContext: Append with a cancelled context fails with an error
+//     matching context.Canceled and appends nothing.
+//   - Closed: every method returns merkle.ErrClosed after Close.
 package logtest
 
 import (

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/provtrail/provtrail/cmd/internal/datadir"
+	"github.com/provtrail/provtrail/provenance"
+	"go.etcd.io/bbolt"
+)
+
+// backend is what the verbs need of a provtrail log: submit a signed
+// event, look up items and actors, get a proof bundle. The in-process
+// Service of a data directory implements it (localBackend); an HTTP client
+// of provd will implement it too, without changing the verbs.
+//
+// Errors match the provenance sentinels (provenance.ErrNotFound, a
+// *provenance.RuleError for a refused event, ...).
+type backend interface {
+	// Submit appends a signed event and returns its receipt.
+	Submit(ctx context.Context, leaf []byte) (provenance.Receipt, error)
+	// Item returns an item's state and history as the log has it.
+	Item(ctx context.Context, id provenance.ItemID) (provenance.ItemView, error)
+	// Bundle returns the proof bundle of an item.
+	Bundle(ctx context.Context, id provenance.ItemID) ([]byte, error)
+	// Actor returns an enrolled actor.
+	Actor(ctx context.Context, id string) (provenance.ActorState, error)
+	// Trust returns the origin and keys the log says it has. A verifier
+	// pins them out of band; prov trusts them only for a local data
+	// directory.
+	Trust(ctx context.Context) (provenance.Trust, error)
+	Close() error
+}
+
+// conn holds the flags that say which log a verb talks to, and opens it.
+type conn struct {
+	*env
+	dataDir string
+	// create: open a data directory that does not exist yet, with fresh
+	// keys, and this origin.
+	create bool
+	origin string
+}
+
+// open opens the backend the flags name. (Only --data for now; --server
+// will choose an HTTP client here.)
+func (c *conn) open(ctx context.Context) (backend, error) {
+	return openLocal(ctx, c.dataDir, c.create, c.origin)
+}
+
+// operatorKeyPath is where the operator's signer key is when no --key is
+// given.
+func (c *conn) operatorKeyPath() string {
+	return filepath.Join(c.dataDir, "operator.key")
+}
+
+// localBackend is a data directory opened in this process.
+type localBackend struct {
+	node *datadir.Node
+}
+
+var _ backend = (*localBackend)(nil)
+
+// errNoDataDir: --data names no data directory.
+var errNoDataDir = errors.New("no data directory")
+
+func openLocal(ctx context.Context, dir string, create bool, origin string) (*localBackend, error) {
+	if !create {
+		if _, err := os.Stat(filepath.Join(dir, "origin")); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w at %s (\"prov keys --data %s\" makes one)", errNoDataDir, dir, dir)
+		}
+	}
+	n, err := datadir.Open(ctx, datadir.Config{Dir: dir, Origin: origin})
+	if errors.Is(err, bbolt.ErrTimeout) {
+		return nil, fmt.Errorf("data directory %s is in use by another process (is provd running on it?)", dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open data directory %s: %w", dir, err)
+	}
+	return &localBackend{node: n}, nil
+}
+
+func (b *localBackend) Submit(ctx context.Context, leaf []byte) (provenance.Receipt, error) {
+	return b.node.Service.Submit(ctx, leaf)
+}
+
+func (b *localBackend) Item(ctx context.Context, id provenance.ItemID) (provenance.ItemView, error) {
+	return b.node.Service.Item(ctx, id)
+}
+
+func (b *localBackend) Bundle(ctx context.Context, id provenance.ItemID) ([]byte, error) {
+	return b.node.Service.Bundle(ctx, id)
+}
+
+func (b *localBackend) Actor(ctx context.Context, id string) (provenance.ActorState, error) {
+	return b.node.Service.Actor(ctx, id)
+}
+
+func (b *localBackend) Trust(ctx context.Context) (provenance.Trust, error) {
+	return b.node.Trust, nil
+}
+
+func (b *localBackend) Close() error { return b.node.Close() }
+
+// rebuild replays the whole log into an empty index and returns how many
+// log positions it replayed. The backend is closed afterwards.
+func (b *localBackend) rebuild(ctx context.Context) (uint64, error) {
+	n := b.node
+	// Stop the open Service first: the rebuild makes its own over the same
+	// log and index.
+	if err := n.Service.Close(); err != nil {
+		return 0, fmt.Errorf("rebuild: %w", err)
+	}
+	cp, err := n.Log.Checkpoint(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("rebuild: %w", err)
+	}
+	if err := provenance.Rebuild(ctx, provenance.ServiceConfig{Log: n.Log, Store: n.Store, Trust: n.Trust}); err != nil {
+		return 0, err
+	}
+	return cp.Size, nil
+}

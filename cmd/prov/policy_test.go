@@ -1,0 +1,83 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/provtrail/provtrail/provenance"
+)
+
+func TestParsePolicy(t *testing.T) {
+	logKey := newVKey(t, "example.com/log")
+	opKey := newVKey(t, "operator")
+	witness := newVKey(t, "witness.example")
+	tests := []struct {
+		name   string
+		policy string
+		want   string // "" for a policy that parses
+	}{
+		{"minimal", "log " + logKey + "\noperator " + opKey + "\nquorum none\n", ""},
+		{"comments, blanks, tabs, url, any order", "# pinned 2026-11-22\n\n  quorum\tnone\noperator " + opKey + "\n\tlog " + logKey + " https://log.example.com/  \n# end", ""},
+		{"no final newline", "log " + logKey + "\noperator " + opKey + "\nquorum none", ""},
+		{"no log", "operator " + opKey + "\nquorum none\n", `no "log <vkey>" line`},
+		{"no operator", "log " + logKey + "\nquorum none\n", `no "operator <vkey>" line`},
+		{"no quorum", "log " + logKey + "\noperator " + opKey + "\n", "no quorum line"},
+		{"two logs", "log " + logKey + "\nlog " + newVKey(t, "other/log") + "\noperator " + opKey + "\nquorum none\n", "line 2: a second log line"},
+		{"two quorums", "log " + logKey + "\noperator " + opKey + "\nquorum none\nquorum none\n", "line 4: a second quorum line"},
+		{"witness", "log " + logKey + "\noperator " + opKey + "\nwitness w1 " + witness + "\nquorum w1\n", "line 3: witness lines are not supported yet"},
+		{"group", "log " + logKey + "\noperator " + opKey + "\ngroup g any w1\nquorum none\n", "line 3: group lines are not supported yet"},
+		{"quorum of a witness", "log " + logKey + "\noperator " + opKey + "\nquorum w1\n", `line 3: quorum "w1" needs witness cosignatures`},
+		{"bad log key", "log example.com/log+00000000+AAAA\noperator " + opKey + "\nquorum none\n", "line 1: log key is not a signed-note verifier key"},
+		{"bad operator key", "log " + logKey + "\noperator nonsense\nquorum none\n", "line 2: operator key is not a signed-note verifier key"},
+		{"unknown keyword", "log " + logKey + "\noperator " + opKey + "\ntrust everything\nquorum none\n", `line 3: unknown keyword "trust"`},
+		{"control character", "log " + logKey + "\r\noperator " + opKey + "\nquorum none\n", "line 1: control character 0x0d"},
+		{"log with too much", "log " + logKey + " https://a https://b\n", `line 1: want "log <vkey> [<url>]"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			trust, err := parsePolicy([]byte(tt.policy))
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("parsePolicy: %v", err)
+			case tt.want == "":
+				want := provenance.Trust{Origin: "example.com/log", LogKey: logKey, OperatorKey: opKey}
+				if trust != want {
+					t.Errorf("parsePolicy = %+v, want %+v", trust, want)
+				}
+			case err == nil:
+				t.Fatalf("parsePolicy accepted it, want an error saying %q", tt.want)
+			case !strings.Contains(err.Error(), tt.want):
+				t.Errorf("parsePolicy: %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestFormatPolicy(t *testing.T) {
+	want := provenance.Trust{Origin: "example.com/log", LogKey: newVKey(t, "example.com/log"), OperatorKey: newVKey(t, "operator")}
+	got, err := parsePolicy([]byte(formatPolicy(want)))
+	if err != nil || got != want {
+		t.Errorf("parsePolicy(formatPolicy(%+v)) = %+v, %v", want, got, err)
+	}
+}
+
+func FuzzParsePolicy(f *testing.F) {
+	f.Add("log example.com/log+0e5a6f43+AWk3VUDbpjqqqGUtp4bhwsYw+qdcKcJ7XkHy0dWXMWm6\noperator operator+1f7f3f13+AQTb7Dq/ZJyOUVs7zxbg3a2QFMMwoFXG9HdF3XLwNpLv\nquorum none\n")
+	f.Add("witness w1 x\n")
+	f.Add("# only a comment")
+	f.Fuzz(func(t *testing.T, s string) {
+		trust, err := parsePolicy([]byte(s))
+		if err != nil {
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error is not one line: %q", err)
+			}
+			return
+		}
+		// What parses is one log, one operator and quorum none, and
+		// prints back as a policy that parses the same.
+		again, err := parsePolicy([]byte(formatPolicy(trust)))
+		if err != nil || again != trust {
+			t.Errorf("round trip of %+v: %+v, %v", trust, again, err)
+		}
+	})
+}

@@ -311,16 +311,6 @@ func decodeEventText(text string) (Event, error) {
 	if len(line) > maxEventJSONBytes {
 		return Event{}, malformed("json", "%d bytes, at most %d", len(line), maxEventJSONBytes)
 	}
-	if err := checkJSONKeys([]byte(line)); err != nil {
-		return Event{}, err
-	}
-	var compact bytes.Buffer
-	if err := json.Compact(&compact, []byte(line)); err != nil {
-		return Event{}, malformed("json", "%v", err)
-	}
-	if compact.String() != line {
-		return Event{}, malformed("json", "not compact (no spaces outside strings)")
-	}
 	var w wireEvent
 	dec := json.NewDecoder(strings.NewReader(line))
 	dec.DisallowUnknownFields()
@@ -330,60 +320,19 @@ func decodeEventText(text string) (Event, error) {
 	if dec.More() {
 		return Event{}, malformed("json", "trailing data")
 	}
-	return w.event()
-}
-
-// checkJSONKeys rejects duplicate object keys, and keys that are not
-// lowercase ASCII (encoding/json matches keys case-insensitively).
-func checkJSONKeys(b []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var walk func(depth int) error
-	walk = func(depth int) error {
-		if depth > 4 {
-			return malformed("json", "nested too deeply")
-		}
-		tok, err := dec.Token()
-		if err != nil {
-			return malformed("json", "%v", err)
-		}
-		switch tok {
-		case json.Delim('{'):
-			seen := map[string]bool{}
-			for dec.More() {
-				kt, err := dec.Token()
-				if err != nil {
-					return malformed("json", "%v", err)
-				}
-				k, _ := kt.(string)
-				if seen[k] {
-					return malformed("json", "duplicate key %q", k)
-				}
-				seen[k] = true
-				for i := 0; i < len(k); i++ {
-					if c := k[i]; !('a' <= c && c <= 'z' || c == '_') {
-						return malformed("json", "unknown key %q", k)
-					}
-				}
-				if err := walk(depth + 1); err != nil {
-					return err
-				}
-			}
-			_, err = dec.Token()
-		case json.Delim('['):
-			for dec.More() {
-				if err := walk(depth + 1); err != nil {
-					return err
-				}
-			}
-			_, err = dec.Token()
-		}
-		if err != nil {
-			return malformed("json", "%v", err)
-		}
-		return nil
+	// One event has one byte form: what Sign writes. Re-encoding and
+	// comparing rejects duplicate or differently cased keys, keys out of
+	// order, spaces and other escapes in one cheap step.
+	var canon bytes.Buffer
+	enc := json.NewEncoder(&canon)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(w); err != nil {
+		return Event{}, malformed("json", "%v", err)
 	}
-	return walk(0)
+	if canon.Len() != len(line)+1 || canon.String()[:len(line)] != line {
+		return Event{}, malformed("json", "not in canonical form (compact, fields once each in the documented order, lowercase keys, no needless escapes)")
+	}
+	return w.event()
 }
 
 // event checks w and converts it to an Event.

@@ -188,8 +188,46 @@ func (s *State) Clone() *State {
 // Check reports whether the leaf at log position index would be accepted,
 // without changing s. It returns what Apply would.
 func (s *State) Check(index uint64, leaf []byte) (Applied, error) {
-	a, _, err := s.check(index, leaf)
+	a, _, err := s.check(index, leaf, nil)
 	return a, err
+}
+
+// A Checked is an event leaf on its way through the Service: parsed once
+// by NewChecked, then checked by Precheck, which records the key its
+// signature verified under. ApplyChecked uses it to spare a second parse
+// and, when the key required at the leaf's log position is the same one, a
+// second signature verification.
+type Checked struct {
+	leaf    []byte
+	event   Event
+	keyHash uint32
+	vkey    string // the verifier key the signature verified under, once it did
+}
+
+// NewChecked parses an event leaf (without verifying its signature).
+func NewChecked(leaf []byte) (*Checked, error) {
+	e, keyHash, err := parseLeaf(leaf)
+	if err != nil {
+		return nil, err
+	}
+	return &Checked{leaf: leaf, event: e, keyHash: keyHash}, nil
+}
+
+// Event returns the parsed event.
+func (c *Checked) Event() Event { return c.event }
+
+// Precheck is Check for a parsed leaf, recording in c the key its
+// signature verified under.
+func (s *State) Precheck(index uint64, c *Checked) error {
+	_, _, err := s.check(index, c.leaf, c)
+	return err
+}
+
+// ApplyChecked is Apply for a leaf that Precheck accepted, at the position
+// the log gave it. The rules are checked again against the state at that
+// position; only work whose result cannot have changed is skipped.
+func (s *State) ApplyChecked(index uint64, c *Checked) (Applied, error) {
+	return s.apply(index, c.leaf, c)
 }
 
 // Apply validates the leaf at log position index against the custody rules
@@ -198,7 +236,11 @@ func (s *State) Check(index uint64, leaf []byte) (Applied, error) {
 // increase from one applied event to the next (gaps are allowed: a bundle
 // replays only some entries).
 func (s *State) Apply(index uint64, leaf []byte) (Applied, error) {
-	a, ch, err := s.check(index, leaf)
+	return s.apply(index, leaf, nil)
+}
+
+func (s *State) apply(index uint64, leaf []byte, pre *Checked) (Applied, error) {
+	a, ch, err := s.check(index, leaf, pre)
 	if err != nil {
 		return Applied{}, err
 	}
@@ -223,13 +265,22 @@ type change struct {
 	claim *[sha256.Size]byte
 }
 
-func (s *State) check(index uint64, leaf []byte) (Applied, change, error) {
+// check checks leaf at index. With pre, the parsed leaf, it skips the
+// signature check when pre records a verification under the key required
+// here, and records the key it verified under otherwise.
+func (s *State) check(index uint64, leaf []byte, pre *Checked) (Applied, change, error) {
 	if index < s.next {
 		return Applied{}, change{}, &RuleError{Index: index, Err: fmt.Errorf("%w: index %d, next is %d", ErrOutOfOrder, index, s.next)}
 	}
-	e, keyHash, err := parseLeaf(leaf)
-	if err != nil {
-		return Applied{}, change{}, &RuleError{Index: index, Err: err}
+	var e Event
+	var keyHash uint32
+	if pre != nil {
+		e, keyHash = pre.event, pre.keyHash
+	} else {
+		var err error
+		if e, keyHash, err = parseLeaf(leaf); err != nil {
+			return Applied{}, change{}, &RuleError{Index: index, Err: err}
+		}
 	}
 	fail := func(err error) (Applied, change, error) {
 		return Applied{}, change{}, &RuleError{Index: index, Kind: e.Kind, Item: e.Item, Actor: e.Actor, Err: err}
@@ -240,12 +291,17 @@ func (s *State) check(index uint64, leaf []byte) (Applied, change, error) {
 			return fail(fmt.Errorf("%w: item %s is not registered", ErrNotFound, e.Item))
 		}
 	}
-	role, v, err := s.signerKey(e, keyHash, item)
+	role, v, vkey, err := s.signerKey(e, keyHash, item)
 	if err != nil {
 		return fail(err)
 	}
-	if err := verifySig(leaf, e.Actor, keyHash, v); err != nil {
-		return fail(err)
+	if pre == nil || pre.vkey != vkey {
+		if err := verifySig(leaf, e.Actor, keyHash, v); err != nil {
+			return fail(err)
+		}
+	}
+	if pre != nil {
+		pre.vkey = vkey
 	}
 	ap := Applied{Index: index, LeafHash: merkle.LeafHash(leaf), Event: e, Role: role}
 	var ch change
@@ -297,41 +353,41 @@ func (s *State) check(index uint64, leaf []byte) (Applied, change, error) {
 
 // signerKey returns the role of e's signer and the key that must have
 // signed e at this position.
-func (s *State) signerKey(e Event, keyHash uint32, item *ItemState) (Role, note.Verifier, error) {
+func (s *State) signerKey(e Event, keyHash uint32, item *ItemState) (Role, note.Verifier, string, error) {
 	switch e.Kind {
 	case KindEnroll, KindRevoke, KindRuling:
 		if e.Actor != s.opID {
-			return "", nil, fmt.Errorf("%w: %s events are signed by the operator %q", ErrWrongRole, e.Kind, s.opID)
+			return "", nil, "", fmt.Errorf("%w: %s events are signed by the operator %q", ErrWrongRole, e.Kind, s.opID)
 		}
-		return RoleOperator, s.op, nil
+		return RoleOperator, s.op, s.opKey, nil
 	}
 	switch e.Actor {
 	case s.opID:
-		return "", nil, fmt.Errorf("%w: the operator does not make %s events", ErrWrongRole, e.Kind)
+		return "", nil, "", fmt.Errorf("%w: the operator does not make %s events", ErrWrongRole, e.Kind)
 	case BuyerID:
 		if e.Kind == KindReceive {
 			v, _ := parseKey(e.Receive.BuyerKey, BuyerID) // checked by parseLeaf
-			return RoleBuyer, v, nil
+			return RoleBuyer, v, e.Receive.BuyerKey, nil
 		}
 		// A dispute by the buyer who received the item, with the same key.
 		if item.BuyerKey == "" {
-			return "", nil, fmt.Errorf("%w: no buyer has received this item", ErrNotParty)
+			return "", nil, "", fmt.Errorf("%w: no buyer has received this item", ErrNotParty)
 		}
 		v, _ := parseKey(item.BuyerKey, BuyerID)
-		return RoleBuyer, v, nil
+		return RoleBuyer, v, item.BuyerKey, nil
 	}
 	a := s.actors[e.Actor]
 	if a == nil {
-		return "", nil, fmt.Errorf("%w: actor %q is not enrolled", ErrNotFound, e.Actor)
+		return "", nil, "", fmt.Errorf("%w: actor %q is not enrolled", ErrNotFound, e.Actor)
 	}
 	cur := a.Keys[len(a.Keys)-1]
 	for _, w := range a.Keys {
 		if w.Revoked && keyHashOf(w.Key) == keyHash {
-			return "", nil, fmt.Errorf("%w: key of %q was revoked at index %d", ErrRevoked, e.Actor, w.To)
+			return "", nil, "", fmt.Errorf("%w: key of %q was revoked at index %d", ErrRevoked, e.Actor, w.To)
 		}
 	}
 	if a.Revoked {
-		return "", nil, fmt.Errorf("%w: key of %q was revoked at index %d", ErrRevoked, e.Actor, cur.To)
+		return "", nil, "", fmt.Errorf("%w: key of %q was revoked at index %d", ErrRevoked, e.Actor, cur.To)
 	}
 	allowed := true
 	switch e.Kind {
@@ -341,10 +397,10 @@ func (s *State) signerKey(e Event, keyHash uint32, item *ItemState) (Role, note.
 		allowed = a.Role == RoleManufacturer || a.Role == RoleCourier || a.Role == RoleReseller
 	}
 	if !allowed {
-		return "", nil, fmt.Errorf("%w: a %s may not make %s events", ErrWrongRole, a.Role, e.Kind)
+		return "", nil, "", fmt.Errorf("%w: a %s may not make %s events", ErrWrongRole, a.Role, e.Kind)
 	}
 	v, _ := parseKey(cur.Key, a.ID) // checked at enrollment
-	return a.Role, v, nil
+	return a.Role, v, cur.Key, nil
 }
 
 func keyHashOf(vkey string) uint32 {

@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"maps"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -51,6 +52,7 @@ type Service struct {
 	pollInterval time.Duration
 
 	locks [256]sync.Mutex // serialize events per item or actor
+	cpu   chan struct{}   // bounds concurrent checks to the CPUs
 
 	mu       sync.RWMutex
 	state    *State
@@ -62,9 +64,10 @@ type Service struct {
 	saveMu   sync.Mutex          // serializes saves
 
 	pendMu  sync.Mutex
-	pending map[uint64][]byte // leaves appended by Submit, not yet applied
+	pending map[merkle.Hash]*Checked // leaves Submit checked, by leaf hash, until applied
 
 	kick    chan struct{}
+	saveNow chan struct{}
 	stop    chan struct{}
 	stopped chan struct{}
 	closeMu sync.Mutex
@@ -121,8 +124,10 @@ func NewService(ctx context.Context, cfg ServiceConfig) (*Service, error) {
 		events:       map[ItemID][]uint64{},
 		refused:      map[uint64]error{},
 		advanced:     make(chan struct{}),
-		pending:      map[uint64][]byte{},
+		pending:      map[merkle.Hash]*Checked{},
+		cpu:          make(chan struct{}, runtime.GOMAXPROCS(0)),
 		kick:         make(chan struct{}, 1),
+		saveNow:      make(chan struct{}, 1),
 		stop:         make(chan struct{}),
 		stopped:      make(chan struct{}),
 	}
@@ -179,25 +184,37 @@ func (s *Service) Close() error {
 }
 
 // run applies what the log gains, from this Service's submissions or from
-// other writers, and saves the index now and then.
+// other writers. A second goroutine saves the index, so that a slow save
+// never holds up applying.
 func (s *Service) run() {
 	defer close(s.stopped)
+	ctx := context.Background()
+	saverDone := make(chan struct{})
+	go func() {
+		defer close(saverDone)
+		tick := time.NewTicker(s.saveInterval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-tick.C:
+			case <-s.saveNow:
+			}
+			if err := s.save(ctx); err != nil {
+				s.logger.Error("save index", "err", err)
+			}
+		}
+	}()
+	defer func() { <-saverDone }()
 	poll := time.NewTicker(s.pollInterval)
 	defer poll.Stop()
-	save := time.NewTicker(s.saveInterval)
-	defer save.Stop()
-	ctx := context.Background()
 	for {
 		select {
 		case <-s.stop:
 			return
 		case <-s.kick:
 		case <-poll.C:
-		case <-save.C:
-			if err := s.save(ctx); err != nil {
-				s.logger.Error("save index", "err", err)
-			}
-			continue
 		}
 		if err := s.catchUp(ctx); err != nil {
 			s.logger.Error("apply log", "err", err)
@@ -224,48 +241,62 @@ func (s *Service) catchUp(ctx context.Context) error {
 		s.applyLeaves(from, leaves)
 		from = to
 		if s.dirtyCount() >= uint64(s.saveEvery) {
-			if err := s.save(ctx); err != nil {
-				return err
+			select {
+			case s.saveNow <- struct{}{}:
+			default:
 			}
 		}
 	}
 	return nil
 }
 
-// leavesFor returns the leaves [from, to), from what Submit left in
-// pending where it can, else from the log.
-func (s *Service) leavesFor(ctx context.Context, from, to uint64) ([][]byte, error) {
-	out := make([][]byte, 0, to-from)
-	s.pendMu.Lock()
-	for i := from; i < to; i++ {
-		leaf, ok := s.pending[i]
-		if !ok {
-			break
-		}
-		out = append(out, leaf)
-		delete(s.pending, i)
+// A logEntry is a leaf to apply, and what Submit's check of it found, if
+// this process submitted it.
+type logEntry struct {
+	leaf    []byte
+	checked *Checked
+}
+
+// leavesFor returns the leaves [from, to) from the log, with what Submit
+// found when it checked them, if it did.
+func (s *Service) leavesFor(ctx context.Context, from, to uint64) ([]logEntry, error) {
+	leaves, err := s.log.Leaves(ctx, from, to)
+	if err != nil {
+		return nil, err
 	}
-	s.pendMu.Unlock()
-	if n := uint64(len(out)); from+n < to {
-		rest, err := s.log.Leaves(ctx, from+n, to)
-		if err != nil {
-			return nil, err
+	out := make([]logEntry, len(leaves))
+	s.pendMu.Lock()
+	defer s.pendMu.Unlock()
+	for i, leaf := range leaves {
+		out[i].leaf = leaf
+		if len(s.pending) == 0 {
+			continue
 		}
-		out = append(out, rest...)
+		h := merkle.LeafHash(leaf)
+		if c, ok := s.pending[h]; ok && string(c.leaf) == string(leaf) {
+			out[i].checked = c
+			delete(s.pending, h)
+		}
 	}
 	return out, nil
 }
 
-// applyLeaves applies the leaves at positions first, first+1, ... in order.
-func (s *Service) applyLeaves(first uint64, leaves [][]byte) {
+// applyLeaves applies the entries at positions first, first+1, ... in order.
+func (s *Service) applyLeaves(first uint64, entries []logEntry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i, leaf := range leaves {
+	for i, en := range entries {
 		index := first + uint64(i)
 		if index != s.applied {
 			continue // applied already (a concurrent catch-up)
 		}
-		a, err := s.state.Apply(index, leaf)
+		var a Applied
+		var err error
+		if en.checked != nil {
+			a, err = s.state.ApplyChecked(index, en.checked)
+		} else {
+			a, err = s.state.Apply(index, en.leaf)
+		}
 		if err != nil {
 			s.refused[index] = err
 			s.dirty.refused = append(s.dirty.refused, Refusal{Index: index, Reason: err.Error()})

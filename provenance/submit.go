@@ -22,19 +22,25 @@ func (s *Service) Submit(ctx context.Context, leaf []byte) (Receipt, error) {
 	if err := merkle.CheckLeaf(leaf); err != nil {
 		return Receipt{}, &RuleError{Err: &EventError{Field: "leaf", Reason: err.Error()}}
 	}
-	e, err := ParseEvent(leaf)
+	checked, err := NewChecked(leaf)
 	if err != nil {
 		return Receipt{}, &RuleError{Err: err}
 	}
+	e := checked.Event()
 	lock := s.lockFor(lockKey(e))
 	lock.Lock()
 	defer lock.Unlock()
 
 	leafHash := merkle.LeafHash(leaf)
+	// Checking is CPU work (an Ed25519 verification): run no more checks
+	// at once than there are CPUs, so that the log's committer and the
+	// applier, which everyone waits for, are not queued behind them.
+	s.cpu <- struct{}{}
 	s.mu.RLock()
-	_, err = s.state.Check(s.state.Next(), leaf)
+	err = s.state.Precheck(s.state.Next(), checked)
 	dup, isDup := s.acceptedIndex(e, leafHash)
 	s.mu.RUnlock()
+	<-s.cpu
 	if err != nil {
 		if isDup {
 			r, err := s.receipt(ctx, dup, leafHash)
@@ -44,14 +50,19 @@ func (s *Service) Submit(ctx context.Context, leaf []byte) (Receipt, error) {
 		return Receipt{}, err
 	}
 
+	// The applier finds the check by leaf hash, so it need not parse or
+	// verify the leaf again.
+	s.pendMu.Lock()
+	s.pending[leafHash] = checked
+	s.pendMu.Unlock()
 	idx, err := s.log.Append(ctx, [][]byte{leaf})
 	if err != nil {
+		s.pendMu.Lock()
+		delete(s.pending, leafHash)
+		s.pendMu.Unlock()
 		return Receipt{}, fmt.Errorf("append %s: %w", e.Kind, err)
 	}
 	index := idx[0]
-	s.pendMu.Lock()
-	s.pending[index] = leaf
-	s.pendMu.Unlock()
 	select {
 	case s.kick <- struct{}{}:
 	default:

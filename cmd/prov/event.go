@@ -98,7 +98,7 @@ func describe(ev provenance.Event) string {
 	case ev.Handoff != nil && ev.Handoff.To != "":
 		fmt.Fprintf(&b, " to %s", ev.Handoff.To)
 	case ev.Handoff != nil:
-		b.WriteString(" to a buyer by claim code")
+		b.WriteString(" to a buyer (claim code)")
 	}
 	fmt.Fprintf(&b, " by %s", ev.Actor)
 	return b.String()

@@ -98,7 +98,11 @@ func details(ev provenance.Event, names map[string]string) string {
 		return "with the claim code: delivered"
 	case ev.Dispute != nil:
 		s := ev.Dispute.Reason
-		if n := len(ev.Dispute.Evidence); n > 0 {
+		switch n := len(ev.Dispute.Evidence); n {
+		case 0:
+		case 1:
+			s += " (1 evidence hash)"
+		default:
 			s += fmt.Sprintf(" (%d evidence hashes)", n)
 		}
 		return s

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/provtrail/provtrail/merkle"
 	"golang.org/x/mod/sumdb/note"
@@ -221,6 +223,7 @@ func VerifyBundle(bundle []byte, trust Trust) (History, error) {
 
 	// First pass: proofs, order, and what each entry is.
 	events := make([]Event, len(b.Entries))
+	checked := make([]*Checked, len(b.Entries))
 	var itemEvents []Event
 	for i, en := range b.Entries {
 		bad := func(err error) (History, error) {
@@ -242,10 +245,12 @@ func VerifyBundle(bundle []byte, trust Trust) (History, error) {
 		if err := merkle.VerifyInclusion(merkle.LeafHash(en.Leaf), en.Index, cp.Size, cp.Root, p.Hashes); err != nil {
 			return bad(err)
 		}
-		e, err := ParseEvent(en.Leaf)
+		c, err := NewChecked(en.Leaf)
 		if err != nil {
 			return bad(err)
 		}
+		e := c.Event()
+		checked[i] = c
 		if e.Kind.IsItemEvent() {
 			if e.Item != item {
 				return bad(fmt.Errorf("an event of %s, not of %s", e.Item, item))
@@ -275,10 +280,15 @@ func VerifyBundle(bundle []byte, trust Trust) (History, error) {
 		}
 	}
 
+	// Verify signatures on every CPU at once, each with the key the replay
+	// will most likely require; the replay verifies again only where it
+	// requires another key.
+	preverify(trust.OperatorKey, events, checked)
+
 	// Second pass: replay through the custody rules.
 	h := History{Item: item, Checkpoint: cp}
 	for i, en := range b.Entries {
-		a, err := st.Apply(en.Index, en.Leaf)
+		a, err := st.ApplyChecked(en.Index, checked[i])
 		if err != nil {
 			return History{}, &BundleError{Entry: i, Index: en.Index, Err: err}
 		}
@@ -297,4 +307,51 @@ func VerifyBundle(bundle []byte, trust Trust) (History, error) {
 		}
 	}
 	return h, nil
+}
+
+// preverify verifies the signature of each checked entry in parallel with
+// the key the entry will need if the bundle is sound: the operator's for
+// operator events, the buyer key inside a buyer's receive, and otherwise
+// the key of the actor's latest enrollment earlier in the bundle. It
+// records the key in the Checked of each signature that verifies;
+// ApplyChecked skips its own verification only when it requires that very
+// key, so a wrong guess costs time, never soundness.
+func preverify(operatorKey string, events []Event, checked []*Checked) {
+	keys := make([]string, len(events))
+	enrolled := map[string]string{}
+	for i, e := range events {
+		switch {
+		case e.Kind == KindEnroll || e.Kind == KindRevoke || e.Kind == KindRuling:
+			keys[i] = operatorKey
+			if e.Enroll != nil {
+				enrolled[e.Enroll.ID] = e.Enroll.Key
+			}
+		case e.Actor == BuyerID:
+			if e.Receive != nil {
+				keys[i] = e.Receive.BuyerKey
+			}
+		default:
+			keys[i] = enrolled[e.Actor]
+		}
+	}
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(events)) {
+		wg.Go(func() {
+			for i := range work {
+				c := checked[i]
+				v, reason := parseKey(keys[i], c.event.Actor)
+				if reason == "" && verifySig(c.leaf, c.event.Actor, c.keyHash, v) == nil {
+					c.vkey = keys[i]
+				}
+			}
+		})
+	}
+	for i := range events {
+		if keys[i] != "" {
+			work <- i
+		}
+	}
+	close(work)
+	wg.Wait()
 }

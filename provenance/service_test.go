@@ -376,7 +376,7 @@ func TestServiceConcurrentItems(t *testing.T) {
 // exactly the saved live index, and a restart gives the same histories.
 func TestReplayEqualsLive(t *testing.T) {
 	w := newWorld(t)
-	n := 3000
+	n := 1500
 	if testing.Short() {
 		n = 400
 	}

@@ -51,7 +51,7 @@ type Service struct {
 	saveInterval time.Duration
 	pollInterval time.Duration
 
-	locks [256]sync.Mutex // serialize events per item or actor
+	locks [4096]sync.Mutex // serialize events per item or actor (striped)
 	cpu   chan struct{}   // bounds concurrent checks to the CPUs
 
 	mu       sync.RWMutex
@@ -372,4 +372,67 @@ func (s *Service) lockFor(key string) *sync.Mutex {
 	h := fnv.New32a()
 	h.Write([]byte(key))
 	return &s.locks[h.Sum32()%uint32(len(s.locks))]
+}
+
+// Accepted returns the events accepted at log positions [from, next), in
+// log order, where next is at most from+limit and never past what the
+// Service has applied: a follower (an escrow hook, a mirror) reads the log
+// through it, and asks again from next. Positions the rules refused are
+// skipped. It does not wait: when nothing new is applied, it returns no
+// events and next == from; WaitApplied waits for more.
+//
+// Each Applied carries the signer's Role as the index has it now (its
+// latest enrollment); the receive that delivered an item to its buyer
+// always has RoleBuyer, since the item records its position.
+func (s *Service) Accepted(ctx context.Context, from uint64, limit int) (events []Applied, next uint64, err error) {
+	if limit <= 0 {
+		limit = 1024
+	}
+	s.mu.RLock()
+	to := min(s.applied, from+uint64(limit))
+	s.mu.RUnlock()
+	if from >= to {
+		return nil, from, ctx.Err()
+	}
+	leaves, err := s.log.Leaves(ctx, from, to)
+	if err != nil {
+		return nil, from, fmt.Errorf("accepted events from %d: %w", from, err)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	opID, _ := s.state.Operator()
+	for i, leaf := range leaves {
+		index := from + uint64(i)
+		if s.refused[index] != nil {
+			continue
+		}
+		e, err := ParseEvent(leaf)
+		if err != nil {
+			// Applied leaves parse; a refused one is in s.refused.
+			return nil, from, fmt.Errorf("accepted event %d: %w", index, err)
+		}
+		a := Applied{Index: index, LeafHash: merkle.LeafHash(leaf), Event: e}
+		switch as, ok := s.state.Actor(e.Actor); {
+		case e.Actor == opID:
+			a.Role = RoleOperator
+		case e.Actor == BuyerID:
+			a.Role = RoleBuyer
+		case ok:
+			a.Role = as.Role
+		}
+		if e.Kind == KindReceive {
+			if it, ok := s.state.Item(e.Item); ok && it.DeliveredAt == index && !it.Delivered.IsZero() {
+				a.Role = RoleBuyer
+			}
+		}
+		events = append(events, a)
+	}
+	return events, to, nil
+}
+
+// WaitApplied waits until the log position index is applied (the Service
+// has applied more than index positions), ctx ends, or the Service is
+// closed.
+func (s *Service) WaitApplied(ctx context.Context, index uint64) error {
+	return s.waitApplied(ctx, index)
 }

@@ -529,7 +529,7 @@ func BenchmarkSubmit(b *testing.B) {
 	w.ok(w.enroll("acme", provenance.RoleManufacturer))
 	w.ok(w.enroll("courier-a", provenance.RoleCourier))
 	w.ok(w.enroll("courier-b", provenance.RoleCourier))
-	const items = 256
+	const items = 1024
 	perItem := b.N/items + 1
 	chains := make([][][]byte, items)
 	for i := range chains {

@@ -6,8 +6,10 @@ import (
 	"fmt"
 )
 
-// MaxLeafSize is the largest leaf a [Log] accepts, in bytes.
-const MaxLeafSize = 64 << 10
+// MaxLeafSize is the largest leaf a [Log] accepts, in bytes: 64 KiB less
+// one byte, the most a C2SP tlog-tiles entry bundle can carry (its length
+// prefix is a uint16).
+const MaxLeafSize = 64<<10 - 1
 
 // Errors a [Log] returns. Callers test for them with [errors.Is].
 var (

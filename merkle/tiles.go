@@ -1,0 +1,29 @@
+package merkle
+
+import "context"
+
+// TileHeight is the height of a C2SP tlog-tiles tile: a full tile holds
+// 2^8 = 256 hashes, and tile level L holds the tree's level 8L hashes.
+const TileHeight = 8
+
+// TileWidth is the number of hashes in a full tile, and of entries in a
+// full entry bundle.
+const TileWidth = 1 << TileHeight
+
+// A TileLog is a Log that also serves the C2SP tlog-tiles read API
+// (https://c2sp.org/tlog-tiles), so that monitors and witnesses written by
+// others can follow it.
+type TileLog interface {
+	Log
+	// Tile returns the tile at level and index, width hashes wide (1 to
+	// TileWidth; less only for a partial tile at the right edge): the
+	// concatenated hashes of the tree's level TileHeight*level, positions
+	// index*TileWidth to index*TileWidth+width. It returns a *RangeError if
+	// the tree does not hold them all yet.
+	Tile(ctx context.Context, level uint8, index uint64, width int) ([]byte, error)
+	// EntryBundle returns the leaves index*TileWidth to
+	// index*TileWidth+width as a C2SP entry bundle: each leaf as a
+	// big-endian uint16 length followed by its bytes. It returns a
+	// *RangeError if the tree does not hold them all yet.
+	EntryBundle(ctx context.Context, index uint64, width int) ([]byte, error)
+}

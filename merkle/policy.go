@@ -229,9 +229,13 @@ func (p Policy) met(name string, sigs []note.Signature) bool {
 // isCosignatureKey reports whether vkey wraps a key of type 0x04, Ed25519
 // cosignature/v1 (the verifier constructor accepts plain Ed25519 keys too).
 func isCosignatureKey(vkey string) bool {
-	i := strings.LastIndexByte(vkey, '+')
-	raw, err := base64.StdEncoding.DecodeString(vkey[i+1:])
-	return i >= 0 && err == nil && len(raw) > 0 && raw[0] == 0x04
+	// name+hash+base64(type || key); the base64 may itself hold '+'.
+	parts := strings.SplitN(vkey, "+", 3)
+	if len(parts) != 3 {
+		return false
+	}
+	raw, err := base64.StdEncoding.DecodeString(parts[2])
+	return err == nil && len(raw) > 0 && raw[0] == 0x04
 }
 
 func signedBy(sigs []note.Signature, v note.Verifier) bool {

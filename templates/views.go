@@ -23,6 +23,12 @@ type Page struct {
 	// links (?lang=en / ?lang=zh).
 	Path string
 	// Nonce is empty: pages load scripts from /assets only, never inline.
+
+	// Query is the request's query string without lang (URL-encoded, no
+	// "?"), kept by the language switch links.
+	Query string
+	// StyleURL is the stylesheet's URL; "" means /assets/style.css.
+	StyleURL string
 }
 
 // VerdictKind is the one-word answer a buyer reads first.
@@ -102,6 +108,13 @@ type HistoryView struct {
 	Keys         KeysInfo
 	BundleURL    string // JSON proof bundle, for download and the in-browser check
 	QRURL        string // this item's QR image (SVG)
+
+	Item         string // the item id as events name it, "01/{gtin}/21/{serial}"
+	Prev         string // leaf hash (base64) of the item's latest event: the next event's prev
+	PendingClaim bool   // the pending handoff is to a buyer by claim code
+	Pending      bool   // a handoff is pending (to InTransitTo, or to a buyer if PendingClaim)
+	Status       string // the item's status as the log has it: in custody, in transit, delivered, disputed
+	EPCISURL     string // EPCIS 2.0 export of the history
 }
 
 // ProblemView is the page for a code that is not valid (400) or not
@@ -131,6 +144,9 @@ type ActorView struct {
 	RevokedAt  uint64
 	Key        string // verifier key
 	Events     []EventRow
+	// EventsListed is false when the server cannot list an actor's events;
+	// the page then says so instead of showing an empty list.
+	EventsListed bool
 }
 
 // CourierView is the phone page for couriers, daigou and retailers: scan,
@@ -139,6 +155,10 @@ type CourierView struct {
 	Page
 	// Item is filled when the page was opened for one item (?item=...).
 	Item *HistoryView
+	// Input is the ?item= value as given; Problem says what is wrong with
+	// it (not a valid code, or not registered) when Item is nil.
+	Input   string
+	Problem string
 }
 
 // ManufacturerView is the desk page for registering items and printing
@@ -161,4 +181,6 @@ type Label struct {
 type LabelsView struct {
 	Page
 	Labels []Label
+	// Max is the most labels one sheet request may hold.
+	Max int
 }

@@ -1,0 +1,87 @@
+package web
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+	"github.com/provtrail/provtrail/merkle"
+	"github.com/provtrail/provtrail/provenance"
+)
+
+// An errorClass is how one domain error is answered over HTTP.
+type errorClass struct {
+	err    error
+	status int
+	code   string
+}
+
+// errorClasses maps domain errors to status codes and error codes, tested
+// in order with errors.Is (ErrRevoked before ErrKeyNotValid, which it
+// matches too). It is never modified.
+var errorClasses = []errorClass{
+	{provenance.ErrMalformedEvent, http.StatusBadRequest, "malformed_event"},
+	{provenance.ErrBadDigitalLink, http.StatusBadRequest, "bad_digital_link"},
+	{provenance.ErrBadSignature, http.StatusBadRequest, "bad_signature"},
+	{merkle.ErrInvalidLeaf, http.StatusBadRequest, "malformed_event"},
+	{merkle.ErrOutOfRange, http.StatusBadRequest, "out_of_range"},
+	{provenance.ErrNotFound, http.StatusNotFound, "not_found"},
+	{provenance.ErrNotCustodian, http.StatusForbidden, "not_custodian"},
+	{provenance.ErrWrongReceiver, http.StatusForbidden, "wrong_receiver"},
+	{provenance.ErrWrongRole, http.StatusForbidden, "wrong_role"},
+	{provenance.ErrRevoked, http.StatusForbidden, "revoked"},
+	{provenance.ErrKeyNotValid, http.StatusForbidden, "key_not_valid"},
+	{provenance.ErrBadClaim, http.StatusForbidden, "bad_claim"},
+	{provenance.ErrNotParty, http.StatusForbidden, "not_party"},
+	{provenance.ErrStalePrev, http.StatusConflict, "stale_prev"},
+	{provenance.ErrAlreadyRegistered, http.StatusConflict, "already_registered"},
+	{provenance.ErrAlreadyEnrolled, http.StatusConflict, "already_enrolled"},
+	{provenance.ErrClaimUsed, http.StatusConflict, "claim_used"},
+	{provenance.ErrDisputed, http.StatusConflict, "disputed"},
+	{provenance.ErrNotDisputed, http.StatusConflict, "not_disputed"},
+	{provenance.ErrDelivered, http.StatusConflict, "delivered"},
+	{provenance.ErrNoHandoff, http.StatusConflict, "no_handoff"},
+}
+
+// classify returns the status and error code for err. An error that is
+// no known domain error is internal: 500, "internal".
+func classify(err error) (status int, code string) {
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return http.StatusRequestEntityTooLarge, "too_large"
+	}
+	for _, c := range errorClasses {
+		if errors.Is(err, c.err) {
+			return c.status, c.code
+		}
+	}
+	return http.StatusInternalServerError, "internal"
+}
+
+// apiError is the JSON body of every API error.
+type apiError struct {
+	Error apiErrorBody `json:"error"`
+}
+
+type apiErrorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// abortJSON answers err as a JSON error. Domain errors say what was wrong;
+// anything else is logged in full and the client sees "internal error".
+func (s *Server) abortJSON(c *gin.Context, err error) {
+	status, code := classify(err)
+	msg := err.Error()
+	if status >= 500 {
+		s.log.ErrorContext(c.Request.Context(), "internal error", "method", c.Request.Method, "path", c.Request.URL.Path, "err", err)
+		msg = "internal error"
+	}
+	s.jsonError(c, status, code, msg)
+}
+
+// jsonError answers a JSON error the server itself detected.
+func (s *Server) jsonError(c *gin.Context, status int, code, msg string) {
+	c.Header("Cache-Control", "no-store")
+	c.AbortWithStatusJSON(status, apiError{apiErrorBody{Code: code, Message: msg}})
+}

@@ -1,0 +1,82 @@
+package web
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	"github.com/provtrail/provtrail/provenance"
+	"github.com/provtrail/provtrail/templates"
+)
+
+// courier renders the phone page for couriers, daigou and retailers,
+// with the item panel when opened with ?item=DL.
+func (s *Server) courier(c *gin.Context) {
+	p := s.page(c, "title.courier")
+	v := templates.CourierView{Page: p}
+	status := http.StatusOK
+	if in := strings.TrimSpace(c.Query("item")); in != "" {
+		v.Input = in
+		id, err := provenance.ParseDigitalLink(in)
+		switch {
+		case err != nil:
+			status = http.StatusBadRequest
+			v.Problem = templates.Tf(p.Lang, "vs.invalid", badLinkReason(err))
+		default:
+			iv, err := s.cfg.Service.Item(c.Request.Context(), id)
+			switch {
+			case errors.Is(err, provenance.ErrNotFound):
+				status = http.StatusNotFound
+				v.Problem = templates.T(p.Lang, "vs.unregistered")
+			case err != nil:
+				s.internalPage(c, fmt.Errorf("courier page for %s: %w", id, err))
+				return
+			default:
+				hv := s.historyView(p, iv, 0)
+				v.Item = &hv
+			}
+		}
+	}
+	s.render(c, status, "courier", templates.CourierPage(v))
+}
+
+func (s *Server) manufacturer(c *gin.Context) {
+	v := templates.ManufacturerView{Page: s.page(c, "title.maker"), BaseURL: s.cfg.BaseURL}
+	s.render(c, http.StatusOK, "manufacturer", templates.ManufacturerPage(v))
+}
+
+// actorPage renders the public page of one actor. The Service cannot list
+// an actor's events, so the page shows its enrollment and says so.
+func (s *Server) actorPage(c *gin.Context) {
+	id := c.Param("id")
+	if err := provenance.CheckActorID(id); err != nil {
+		s.errorPage(c, http.StatusBadRequest, err.Error())
+		return
+	}
+	a, err := s.cfg.Service.Actor(c.Request.Context(), id)
+	if errors.Is(err, provenance.ErrNotFound) {
+		s.errorPage(c, http.StatusNotFound, err.Error())
+		return
+	}
+	if err != nil {
+		s.internalPage(c, fmt.Errorf("actor page of %s: %w", id, err))
+		return
+	}
+	p := s.page(c, "title.actor")
+	p.Title = a.Name
+	v := templates.ActorView{
+		Page:  p,
+		Actor: templates.ActorInfo{ID: a.ID, Name: a.Name, Role: string(a.Role), Verified: !a.Revoked, URL: "/actors/" + a.ID},
+		Key:   a.Key,
+	}
+	if n := len(a.Keys); n > 0 {
+		k := a.Keys[n-1]
+		v.EnrolledAt = k.From
+		if k.Revoked {
+			v.Revoked, v.RevokedAt = true, k.To
+		}
+	}
+	s.render(c, http.StatusOK, "actor", templates.ActorPage(v))
+}

@@ -76,22 +76,22 @@ func itemParam(c *gin.Context) (provenance.ItemID, error) {
 
 // historyJSON is an item's state and events, with the checkpoint.
 type historyJSON struct {
-	Item         string        `json:"item"`
-	DigitalLink  string        `json:"digital_link"`
-	Product      string        `json:"product"`
-	Lot          string        `json:"lot,omitempty"`
-	Description  string        `json:"description,omitempty"`
-	Status       string        `json:"status"`
-	Custodian    string        `json:"custodian"`
-	RegisteredBy string        `json:"registered_by"`
-	Pending      *pendingJSON  `json:"pending,omitempty"`
-	Dispute      *disputeJSON  `json:"dispute,omitempty"`
-	Delivered    string        `json:"delivered,omitempty"`
-	Last         merkle.Hash   `json:"last"` // leaf hash of the latest event: the next event's prev
-	LastIndex    uint64        `json:"last_index"`
-	Events       []eventJSON   `json:"events"`
-	Checkpoint   string        `json:"checkpoint"`
-	Keys         keysJSON      `json:"keys"`
+	Item         string       `json:"item"`
+	DigitalLink  string       `json:"digital_link"`
+	Product      string       `json:"product"`
+	Lot          string       `json:"lot,omitempty"`
+	Description  string       `json:"description,omitempty"`
+	Status       string       `json:"status"`
+	Custodian    string       `json:"custodian"`
+	RegisteredBy string       `json:"registered_by"`
+	Pending      *pendingJSON `json:"pending,omitempty"`
+	Dispute      *disputeJSON `json:"dispute,omitempty"`
+	Delivered    string       `json:"delivered,omitempty"`
+	Last         merkle.Hash  `json:"last"` // leaf hash of the latest event: the next event's prev
+	LastIndex    uint64       `json:"last_index"`
+	Events       []eventJSON  `json:"events"`
+	Checkpoint   string       `json:"checkpoint"`
+	Keys         keysJSON     `json:"keys"`
 }
 
 type pendingJSON struct {

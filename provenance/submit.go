@@ -67,7 +67,13 @@ func (s *Service) Submit(ctx context.Context, leaf []byte) (Receipt, error) {
 	case s.kick <- struct{}{}:
 	default:
 	}
-	if err := s.waitApplied(ctx, index); err != nil {
+	err = s.waitApplied(ctx, index)
+	// The applier took the check if it applied this leaf; if the log found
+	// the leaf there already (dedup), nobody will: drop it either way.
+	s.pendMu.Lock()
+	delete(s.pending, leafHash)
+	s.pendMu.Unlock()
+	if err != nil {
 		return Receipt{}, err
 	}
 	s.mu.RLock()

@@ -1,0 +1,226 @@
+// Command provd serves a provtrail log over HTTP: the JSON API, the GS1
+// Digital Link resolver and history pages, QR codes, and the checkpoint
+// and keys that verifiers pin.
+//
+// It serves one data directory (--data, made on first start with fresh log
+// and operator keys), prints the listening URL, the origin and the
+// verifier keys, and stops gracefully on SIGINT or SIGTERM. --demo fills
+// the log with demo actors and items and prints a history page to open.
+// Every flag has an environment variable (PROVD_ADDR for --addr, ...);
+// flags win. Run "provd --help" for the list.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "provd: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// run runs provd until ctx ends. getenv reads the environment (os.Getenv).
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := parseConfig(args, getenv, stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	return serve(ctx, cfg, newLogger(cfg.LogFormat, stderr), stdout)
+}
+
+// Config is provd's configuration, from flags and the environment.
+type Config struct {
+	Addr    string // listen address, host:port
+	DataDir string
+	// BaseURL is the public base of the Digital Links that QR codes carry;
+	// "" means http://ADDR.
+	BaseURL string
+	Origin  string // the log's origin, for a new data directory
+	Demo    bool
+	// Webhooks are the URLs told of deliveries and disputes, signed with
+	// the secret in WebhookSecretFile (mode 0600).
+	Webhooks          []string
+	WebhookSecretFile string
+	WebhookAttempts   int
+	WebhookBackoff    time.Duration
+	LogFormat         string // "json" or "text"
+	ShutdownTimeout   time.Duration
+}
+
+// parseConfig reads args, with defaults from the environment.
+func parseConfig(args []string, getenv func(string) string, usage io.Writer) (Config, error) {
+	var cfg Config
+	fs := flag.NewFlagSet("provd", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	var envErr error
+	envDuration := func(name string, def time.Duration) time.Duration {
+		v := getenv(name)
+		if v == "" {
+			return def
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil && envErr == nil {
+			envErr = fmt.Errorf("%s=%q: not a duration like 10s", name, v)
+		}
+		return d
+	}
+	envInt := func(name string, def int) int {
+		v := getenv(name)
+		if v == "" {
+			return def
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil && envErr == nil {
+			envErr = fmt.Errorf("%s=%q: not a number", name, v)
+		}
+		return n
+	}
+	fs.StringVar(&cfg.Addr, "addr", env("PROVD_ADDR", "127.0.0.1:8080"), "listen `address` (PROVD_ADDR)")
+	fs.StringVar(&cfg.DataDir, "data", env("PROVD_DATA", "data"), "the data `directory`, made on first start (PROVD_DATA)")
+	fs.StringVar(&cfg.BaseURL, "base-url", env("PROVD_BASE_URL", ""), "the public base `URL` QR codes carry, e.g. https://id.example.com (PROVD_BASE_URL; default http://ADDR)")
+	fs.StringVar(&cfg.Origin, "origin", env("PROVD_ORIGIN", ""), "the log's `origin`, for a new data directory (PROVD_ORIGIN; default provtrail.localhost/log)")
+	demo, _ := strconv.ParseBool(env("PROVD_DEMO", "false"))
+	fs.BoolVar(&cfg.Demo, "demo", demo, "enroll demo actors and register demo items, then print a history page to open (PROVD_DEMO)")
+	if v := getenv("PROVD_WEBHOOKS"); v != "" {
+		cfg.Webhooks = strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' })
+	}
+	fromEnv := true
+	fs.Func("webhook", "a `URL` told of deliveries and disputes; repeatable (PROVD_WEBHOOKS, comma-separated)", func(s string) error {
+		if fromEnv {
+			cfg.Webhooks, fromEnv = nil, false
+		}
+		cfg.Webhooks = append(cfg.Webhooks, s)
+		return nil
+	})
+	fs.StringVar(&cfg.WebhookSecretFile, "webhook-secret-file", env("PROVD_WEBHOOK_SECRET_FILE", ""), "the `file` (mode 0600) holding the webhooks' HMAC secret (PROVD_WEBHOOK_SECRET_FILE)")
+	fs.IntVar(&cfg.WebhookAttempts, "webhook-attempts", envInt("PROVD_WEBHOOK_ATTEMPTS", 6), "tries per webhook delivery (PROVD_WEBHOOK_ATTEMPTS)")
+	fs.DurationVar(&cfg.WebhookBackoff, "webhook-backoff", envDuration("PROVD_WEBHOOK_BACKOFF", 2*time.Second), "wait before the first webhook retry, doubling after (PROVD_WEBHOOK_BACKOFF)")
+	fs.StringVar(&cfg.LogFormat, "log-format", env("PROVD_LOG_FORMAT", "json"), "log `format` on stderr: json or text (PROVD_LOG_FORMAT)")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", envDuration("PROVD_SHUTDOWN_TIMEOUT", 15*time.Second), "how long requests in flight may take to finish at shutdown (PROVD_SHUTDOWN_TIMEOUT)")
+	if envErr != nil {
+		return Config{}, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(usage, "Usage: provd [flags]\n\nprovd serves a provtrail log: the JSON API, history pages, QR codes, checkpoints.\nFlags win over the environment variables named in parentheses.\n\nFlags:\n")
+			fs.SetOutput(usage)
+			fs.PrintDefaults()
+			return Config{}, err
+		}
+		return Config{}, fmt.Errorf("%v (run provd --help)", err)
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q: every input is a flag (run provd --help)", fs.Arg(0))
+	}
+	return cfg, nil
+}
+
+// Validate checks cfg, saying what is wrong with which setting.
+func (c Config) Validate() error {
+	host, port, err := net.SplitHostPort(c.Addr)
+	if err != nil {
+		return fmt.Errorf("--addr %q: want host:port, e.g. 127.0.0.1:8080", c.Addr)
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || (p == 0 && port != "0") {
+		return fmt.Errorf("--addr %q: port %q is not a number from 0 to 65535", c.Addr, port)
+	}
+	if strings.ContainsAny(host, " /") {
+		return fmt.Errorf("--addr %q: %q is not a host name or IP address", c.Addr, host)
+	}
+	if c.DataDir == "" {
+		return errors.New("--data: no data directory")
+	}
+	if c.BaseURL != "" {
+		if err := checkBaseURL(c.BaseURL); err != nil {
+			return fmt.Errorf("--base-url %q: %w", c.BaseURL, err)
+		}
+	}
+	if strings.ContainsAny(c.Origin, " +\n\t") {
+		return fmt.Errorf("--origin %q: must not contain spaces or '+'", c.Origin)
+	}
+	for _, u := range c.Webhooks {
+		if err := checkHTTPURL(u); err != nil {
+			return fmt.Errorf("--webhook %q: %w", u, err)
+		}
+	}
+	switch {
+	case len(c.Webhooks) > 0 && c.WebhookSecretFile == "":
+		return errors.New("--webhook needs --webhook-secret-file: receivers check each body's HMAC with the secret")
+	case len(c.Webhooks) == 0 && c.WebhookSecretFile != "":
+		return errors.New("--webhook-secret-file without any --webhook")
+	case c.WebhookAttempts < 1 || c.WebhookAttempts > 100:
+		return fmt.Errorf("--webhook-attempts %d: want 1 to 100", c.WebhookAttempts)
+	case c.WebhookBackoff <= 0:
+		return fmt.Errorf("--webhook-backoff %v: must be positive", c.WebhookBackoff)
+	case c.LogFormat != "json" && c.LogFormat != "text":
+		return fmt.Errorf("--log-format %q: want json or text", c.LogFormat)
+	case c.ShutdownTimeout <= 0:
+		return fmt.Errorf("--shutdown-timeout %v: must be positive", c.ShutdownTimeout)
+	}
+	return nil
+}
+
+func checkHTTPURL(s string) error {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return errors.New("not a URL")
+	case u.Scheme != "http" && u.Scheme != "https":
+		return errors.New("want an http:// or https:// URL")
+	case u.Host == "":
+		return errors.New("no host")
+	}
+	return nil
+}
+
+// checkBaseURL checks a public base URL: http(s), a host, no path.
+func checkBaseURL(s string) error {
+	if err := checkHTTPURL(s); err != nil {
+		return err
+	}
+	u, _ := url.Parse(s)
+	switch {
+	case u.Path != "" && u.Path != "/":
+		return fmt.Errorf("has the path %q; Digital Links sit at the root (https://host/01/...)", u.Path)
+	case u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+		return errors.New("want just scheme and host, e.g. https://id.example.com")
+	}
+	return nil
+}
+
+func newLogger(format string, w io.Writer) *slog.Logger {
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, nil))
+	}
+	return slog.New(slog.NewJSONHandler(w, nil))
+}

@@ -1,0 +1,234 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/provtrail/provtrail/provenance"
+)
+
+// TestMain lets a test run provd as a real process (see TestExitStatus).
+func TestMain(m *testing.M) {
+	if os.Getenv("PROVD_TEST_MAIN") == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// TestServe submits events over HTTP, shuts down with a request in
+// flight, and restarts on the same data directory.
+func TestServe(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	s := startProvd(t, data)
+	for _, want := range []string{"origin            provtrail.localhost/log", "log key           provtrail.localhost/log+", "operator key      operator+"} {
+		if !strings.Contains(s.stdout.String(), want) {
+			t.Errorf("start-up output does not say %q:\n%s", want, s.stdout)
+		}
+	}
+	k := newKeys(t, data)
+	r := s.submit(k.enroll("maker", provenance.RoleManufacturer))
+	if r.Index != 0 || r.Duplicate {
+		t.Errorf("first event: %+v", r)
+	}
+	item := mustItem(t, "SERVE1")
+	s.submit(k.sign(provenance.Event{Kind: provenance.KindRegister, Actor: "maker", Item: item,
+		Register: &provenance.Register{Product: "Tote"}}))
+
+	// A request in flight when shutdown starts is finished: its body
+	// arrives in two parts, the second after the cancel.
+	leaf := k.enroll("courier", provenance.RoleCourier)
+	pr, pw := io.Pipe()
+	req, err := http.NewRequest(http.MethodPost, s.url+"/api/v1/events", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "text/plain")
+	answered := make(chan *http.Response, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Errorf("the request in flight failed: %v", err)
+			close(answered)
+			return
+		}
+		answered <- resp
+	}()
+	pw.Write(leaf[:10])
+	time.Sleep(200 * time.Millisecond) // the handler is reading the body
+	s.stop()
+	time.Sleep(200 * time.Millisecond) // shutdown has begun
+	if _, err := http.Get(s.url + "/healthz"); err == nil {
+		t.Error("provd accepted a new connection after shutdown began")
+	}
+	select {
+	case err := <-s.done:
+		t.Fatalf("provd stopped with a request in flight: %v", err)
+	default:
+	}
+	pw.Write(leaf[10:])
+	pw.Close()
+	resp, ok := <-answered
+	if !ok {
+		t.FailNow()
+	}
+	s.checkReceipt(resp, leaf)
+	resp.Body.Close()
+	if err := s.shutdown(); err != nil {
+		t.Fatalf("run returned %v after a graceful shutdown", err)
+	}
+
+	// Restart: the data is kept, with the same keys.
+	s2 := startProvd(t, data)
+	if code, b := s2.get("/api/v1/actors/courier"); code != http.StatusOK {
+		t.Errorf("after restart, actor courier: %d %s", code, b)
+	}
+	code, b := s2.get("/api/v1/items/09506000134352/SERVE1")
+	if code != http.StatusOK || !strings.Contains(string(b), `"product":"Tote"`) {
+		t.Errorf("after restart, the item: %d %s", code, b)
+	}
+	if _, cp := s2.get("/checkpoint"); !bytes.Contains(cp, []byte("\n3\n")) {
+		t.Errorf("after restart, checkpoint:\n%s", cp)
+	}
+	if s2.keys != s.keys {
+		t.Errorf("the keys changed across a restart: %+v, then %+v", s.keys, s2.keys)
+	}
+}
+
+// TestDemo runs --demo twice: it prints a history page that answers, and
+// the second run adds nothing.
+func TestDemo(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	s := startProvd(t, data, "--demo")
+	m := regexp.MustCompile(`open the history page of a delivered item: (\S+)`).FindStringSubmatch(s.stdout.String())
+	if m == nil {
+		t.Fatalf("--demo printed no page:\n%s", s.stdout)
+	}
+	if !strings.HasPrefix(m[1], s.url+"/01/09506000134352/21/") {
+		t.Errorf("demo page %s is not a Digital Link under %s", m[1], s.url)
+	}
+	resp, err := http.Get(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := new(bytes.Buffer)
+	page.ReadFrom(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") ||
+		!strings.Contains(page.String(), `data-testid="verdict"`) {
+		t.Fatalf("GET %s: %s %s\n%.500s", m[1], resp.Status, resp.Header.Get("Content-Type"), page)
+	}
+	for serial, status := range map[string]string{
+		"DEMO-DELIVERED": "delivered", "DEMO-COURIER": "in custody", "DEMO-TRANSIT": "in transit", "DEMO-DISPUTED": "disputed",
+	} {
+		_, b := s.get("/api/v1/items/09506000134352/" + serial)
+		var v struct {
+			Status string `json:"status"`
+		}
+		if json.Unmarshal(b, &v); v.Status != status {
+			t.Errorf("demo item %s is %q, want %q", serial, v.Status, status)
+		}
+	}
+	for _, a := range demoActors {
+		info, err := os.Stat(filepath.Join(data, "demo-keys", a.ID+".key"))
+		if err != nil || info.Mode().Perm() != 0o600 {
+			t.Errorf("demo key of %s: %v, %v", a.ID, info, err)
+		}
+	}
+	_, cp1 := s.get("/checkpoint")
+	s.shutdown()
+
+	s = startProvd(t, data, "--demo")
+	if _, cp2 := s.get("/checkpoint"); !bytes.Equal(bytes.SplitN(cp1, []byte("\n"), 3)[1], bytes.SplitN(cp2, []byte("\n"), 3)[1]) {
+		t.Errorf("a second --demo grew the log:\n%s\n%s", cp1, cp2)
+	}
+}
+
+// TestBadConfig checks each bad setting fails with a clear error, before
+// anything is served.
+func TestBadConfig(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(file, []byte("x"), 0o644)
+	secret := writeSecret(t, "0123456789abcdef0123", 0o600)
+	openSecret := writeSecret(t, "0123456789abcdef0123", 0o644)
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"unwritable data dir", []string{"--data", filepath.Join(file, "data")}, nil, "open data directory"},
+		{"base URL not http", []string{"--base-url", "ftp://id.example.com"}, nil, "--base-url \"ftp://id.example.com\": want an http:// or https:// URL"},
+		{"base URL with path", []string{"--base-url", "https://id.example.com/shop"}, nil, "has the path"},
+		{"base URL no host", []string{"--base-url", "https://"}, nil, "no host"},
+		{"listen address", []string{"--addr", "localhost"}, nil, "--addr \"localhost\": want host:port"},
+		{"listen port", []string{"--addr", "127.0.0.1:99999"}, nil, "port \"99999\" is not a number"},
+		{"listen host", []string{"--addr", "192.0.2.1:0"}, nil, "listen on 192.0.2.1:0"},
+		{"webhook not http", []string{"--webhook", "ftp://escrow.example.com/hook", "--webhook-secret-file", secret}, nil, "--webhook \"ftp://escrow.example.com/hook\": want an http:// or https:// URL"},
+		{"webhook from env", nil, map[string]string{"PROVD_WEBHOOKS": "mailto:x@example.com"}, "want an http:// or https:// URL"},
+		{"webhook without secret", []string{"--webhook", "https://escrow.example.com/hook"}, nil, "needs --webhook-secret-file"},
+		{"webhook secret readable", []string{"--webhook", "https://escrow.example.com/hook", "--webhook-secret-file", openSecret}, nil, "want 0600"},
+		{"log format", []string{"--log-format", "xml"}, nil, "--log-format \"xml\": want json or text"},
+		{"stray argument", []string{"serve"}, nil, "unexpected argument"},
+		{"bad env duration", nil, map[string]string{"PROVD_SHUTDOWN_TIMEOUT": "soon"}, "PROVD_SHUTDOWN_TIMEOUT"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"--data", filepath.Join(t.TempDir(), "data"), "--addr", "127.0.0.1:0"}, tc.args...)
+			getenv := func(k string) string { return tc.env[k] }
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			var stdout bytes.Buffer
+			err := run(ctx, args, getenv, &stdout, logWriter{t})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("run: %v; want an error saying %q", err, tc.want)
+			}
+			if strings.Contains(stdout.String(), "listening") {
+				t.Errorf("provd said it was listening:\n%s", stdout.String())
+			}
+		})
+	}
+}
+
+// TestExitStatus runs provd as a process: bad config exits 1 with one
+// line on stderr.
+func TestExitStatus(t *testing.T) {
+	cmd := exec.CommandContext(t.Context(), os.Args[0], "--addr", "nohost", "--data", t.TempDir())
+	cmd.Env = append(os.Environ(), "PROVD_TEST_MAIN=1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("exit: %v, want status 1", err)
+	}
+	if got := stderr.String(); !strings.HasPrefix(got, "provd: --addr \"nohost\"") || strings.Count(got, "\n") != 1 {
+		t.Errorf("stderr: %q", got)
+	}
+}
+
+// TestEnv checks environment variables configure provd, and flags win.
+func TestEnv(t *testing.T) {
+	env := map[string]string{"PROVD_ADDR": "127.0.0.1:9999", "PROVD_BASE_URL": "https://id.example.com", "PROVD_WEBHOOKS": "https://a.example.com/h, https://b.example.com/h"}
+	cfg, err := parseConfig([]string{"--addr", "127.0.0.1:7000"}, func(k string) string { return env[k] }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Addr != "127.0.0.1:7000" || cfg.BaseURL != "https://id.example.com" || len(cfg.Webhooks) != 2 {
+		t.Errorf("config %+v", cfg)
+	}
+	cfg, err = parseConfig([]string{"--webhook", "https://c.example.com/h"}, func(k string) string { return env[k] }, nil)
+	if err != nil || len(cfg.Webhooks) != 1 || cfg.Webhooks[0] != "https://c.example.com/h" {
+		t.Errorf("--webhook does not replace PROVD_WEBHOOKS: %v, %v", cfg.Webhooks, err)
+	}
+}

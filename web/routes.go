@@ -46,6 +46,7 @@ func (s *Server) routes() {
 	api.GET("/actors/:id", s.actorJSON)
 
 	e.GET("/checkpoint", s.checkpoint)
+	e.GET("/tile/*path", s.tile)
 	e.GET("/keys", s.keys)
 	e.GET("/healthz", s.healthz)
 	e.GET("/metrics", gin.WrapH(s.metrics.handler()))

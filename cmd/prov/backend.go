@@ -44,11 +44,19 @@ type conn struct {
 	// keys, and this origin.
 	create bool
 	origin string
+	// server is the URL of a provd to use instead of the data directory.
+	server string
+	// pins are the keys the user pinned, if any: the HTTP backend checks
+	// receipts and histories with them.
+	pins *provenance.Trust
 }
 
-// open opens the backend the flags name. (Only --data for now; --server
-// will choose an HTTP client here.)
+// open opens the backend the flags name: a provd with --server, else the
+// data directory.
 func (c *conn) open(ctx context.Context) (backend, error) {
+	if c.server != "" {
+		return newHTTPBackend(c.server, c.pins)
+	}
 	return openLocal(ctx, c.dataDir, c.create, c.origin)
 }
 

@@ -32,6 +32,9 @@ func loadSigner(path string) (note.Signer, error) {
 // operatorSigner loads the operator's signer key: path, or the data
 // directory's operator.key, and checks it is the key the log enforces.
 func operatorSigner(ctx context.Context, c *conn, b backend, path string) (note.Signer, error) {
+	if path == "" && c.server != "" {
+		return nil, usagef("--operator-key FILE is needed with --server: the operator signs on this machine, never on the server")
+	}
 	if path == "" {
 		path = c.operatorKeyPath()
 	}

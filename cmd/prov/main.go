@@ -6,8 +6,9 @@
 // verify a bundle offline against pinned keys.
 //
 // Every verb that reads or writes the log works on a data directory
-// (--data, default ./data) in-process, through the small backend interface
-// in backend.go; verify never opens one, nor the network.
+// (--data, default ./data) in-process, or on a running provd (--server
+// URL, or PROV_SERVER), through the small backend interface in
+// backend.go; verify never opens either.
 //
 // Run "prov help" for the verbs and "prov VERB --help" for each.
 package main
@@ -49,6 +50,7 @@ type env struct {
 	rand           io.Reader        // crypto/rand.Reader
 	now            func() time.Time // time.Now
 	isTerminal     func(w io.Writer) bool
+	getenv         func(string) string // os.Getenv
 }
 
 // A usageError is a command line that cannot be understood. It exits 2.
@@ -82,7 +84,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 func newEnv(stdin io.Reader, stdout, stderr io.Writer) *env {
 	return &env{
 		stdin: stdin, stdout: stdout, stderr: stderr,
-		rand: rand.Reader, now: time.Now,
+		rand: rand.Reader, now: time.Now, getenv: os.Getenv,
 		isTerminal: func(w io.Writer) bool {
 			f, ok := w.(*os.File)
 			return ok && term.IsTerminal(int(f.Fd()))
@@ -130,6 +132,11 @@ func (e *env) runVerb(ctx context.Context, v *verb, args []string) int {
 	c := &conn{env: e}
 	if v.needData {
 		fs.StringVar(&c.dataDir, "data", "data", "the data `directory`")
+		server := ""
+		if e.getenv != nil {
+			server = e.getenv("PROV_SERVER")
+		}
+		fs.StringVar(&c.server, "server", server, "the `URL` of a provd to use instead of a data directory (PROV_SERVER)")
 	}
 	action := v.setup(fs, c)
 	if err := fs.Parse(args); err != nil {
@@ -185,7 +192,7 @@ func (e *env) verbHelp(w io.Writer, v *verb, fs *flag.FlagSet) {
 func (e *env) verbs() []verb {
 	return []verb{
 		keygenVerb(), enrollVerb(), revokeVerb(), registerVerb(), handoffVerb(), receiveVerb(),
-		disputeVerb(), rulingVerb(), historyVerb(), bundleVerb(), verifyVerb(), keysVerb(), rebuildVerb(),
+		disputeVerb(), rulingVerb(), historyVerb(), bundleVerb(), verifyVerb(), keysVerb(), rebuildVerb(), webhooksVerb(),
 	}
 }
 

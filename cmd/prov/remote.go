@@ -1,0 +1,275 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/provtrail/provtrail/merkle"
+	"github.com/provtrail/provtrail/provenance"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// httpBackend is a provd server, reached over its JSON API (docs/api.md).
+//
+// It trusts the server for nothing it can check: a receipt's inclusion
+// proof is verified against the log key, and an item's state is taken
+// from its proof bundle, verified, never from the history JSON. The keys
+// it checks with are the ones the user pinned, or else the ones the
+// server's /keys names (which proves only that the server is consistent
+// with itself: history and bundle require pinned keys).
+type httpBackend struct {
+	base   string // no trailing slash
+	client *http.Client
+	pinned *provenance.Trust
+
+	mu    sync.Mutex
+	trust *provenance.Trust // pinned, or /keys once fetched
+}
+
+var _ backend = (*httpBackend)(nil)
+
+// maxResponse bounds what prov reads of one answer.
+const maxResponse = provenance.MaxBundleSize + 1
+
+func newHTTPBackend(server string, pinned *provenance.Trust) (*httpBackend, error) {
+	u, err := url.Parse(server)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, usagef("--server %q: want the http:// or https:// URL of a provd", server)
+	}
+	return &httpBackend{
+		base:   strings.TrimRight(server, "/"),
+		client: &http.Client{Timeout: time.Minute},
+		pinned: pinned, trust: pinned,
+	}, nil
+}
+
+// apiError is an error answer of provd: {"error":{"code","message"}}.
+type apiError struct {
+	Status  int
+	Code    string
+	Message string
+	err     error // the provenance sentinel Code names, if any
+}
+
+func (e *apiError) Error() string { return e.Message }
+func (e *apiError) Unwrap() error { return e.err }
+
+// sentinels maps provd's error codes to the provenance errors.
+var sentinels = map[string]error{
+	"not_found": provenance.ErrNotFound, "malformed_event": provenance.ErrMalformedEvent,
+	"bad_digital_link": provenance.ErrBadDigitalLink, "bad_signature": provenance.ErrBadSignature,
+	"not_custodian": provenance.ErrNotCustodian, "wrong_receiver": provenance.ErrWrongReceiver,
+	"wrong_role": provenance.ErrWrongRole, "revoked": provenance.ErrRevoked,
+	"key_not_valid": provenance.ErrKeyNotValid, "bad_claim": provenance.ErrBadClaim,
+	"not_party": provenance.ErrNotParty, "stale_prev": provenance.ErrStalePrev,
+	"already_registered": provenance.ErrAlreadyRegistered, "already_enrolled": provenance.ErrAlreadyEnrolled,
+	"claim_used": provenance.ErrClaimUsed, "disputed": provenance.ErrDisputed,
+	"not_disputed": provenance.ErrNotDisputed, "delivered": provenance.ErrDelivered,
+	"no_handoff": provenance.ErrNoHandoff,
+}
+
+// do sends a request and returns the body of a 2xx answer, or an error.
+func (b *httpBackend) do(ctx context.Context, method, path string, body []byte) (int, []byte, error) {
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, b.base+path, r)
+	if err != nil {
+		return 0, nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "text/plain; charset=utf-8")
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := b.client.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0, nil, ctx.Err()
+		}
+		return 0, nil, fmt.Errorf("server %s: %w", b.base, err)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+	if err != nil {
+		return 0, nil, fmt.Errorf("server %s: %s %s: %w", b.base, method, path, err)
+	}
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return resp.StatusCode, out, nil
+	}
+	var e struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(out, &e) != nil || e.Error.Code == "" {
+		return 0, nil, fmt.Errorf("server %s: %s %s: %s (is this a provd?)", b.base, method, path, resp.Status)
+	}
+	return 0, nil, &apiError{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message, err: sentinels[e.Error.Code]}
+}
+
+func (b *httpBackend) Submit(ctx context.Context, leaf []byte) (provenance.Receipt, error) {
+	_, body, err := b.do(ctx, http.MethodPost, "/api/v1/events", leaf)
+	var ae *apiError
+	if errors.As(err, &ae) && ae.Status >= 400 && ae.Status < 500 && ae.err != nil {
+		// A refusal: say it as the local Service does.
+		re := &provenance.RuleError{Err: &refusal{reason: ae.Message, err: ae.err}}
+		if e, perr := provenance.ParseEvent(leaf); perr == nil {
+			re.Kind, re.Item, re.Actor = e.Kind, e.Item, e.Actor
+		}
+		return provenance.Receipt{}, re
+	}
+	if err != nil {
+		return provenance.Receipt{}, err
+	}
+	var r struct {
+		Index      uint64 `json:"index"`
+		LeafHash   string `json:"leaf_hash"`
+		Checkpoint string `json:"checkpoint"`
+		Proof      string `json:"proof"`
+		Duplicate  bool   `json:"duplicate"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return provenance.Receipt{}, fmt.Errorf("server %s: receipt is not JSON: %w", b.base, err)
+	}
+	// Check the receipt: the proof must put this very leaf in a checkpoint
+	// signed by the log key.
+	trust, err := b.Trust(ctx)
+	if err != nil {
+		return provenance.Receipt{}, err
+	}
+	v, err := note.NewVerifier(trust.LogKey)
+	if err != nil {
+		return provenance.Receipt{}, fmt.Errorf("log key: %w", err)
+	}
+	cp, index, err := merkle.VerifyProof([]byte(r.Proof), leaf, trust.Origin, v)
+	if err != nil {
+		return provenance.Receipt{}, fmt.Errorf("server %s answered with a receipt that does not verify: %w", b.base, err)
+	}
+	if index != r.Index || r.LeafHash != merkle.LeafHash(leaf).String() {
+		return provenance.Receipt{}, fmt.Errorf("server %s answered with a receipt for index %d that proves index %d", b.base, r.Index, index)
+	}
+	return provenance.Receipt{Index: index, LeafHash: merkle.LeafHash(leaf), Checkpoint: cp, Proof: []byte(r.Proof), Duplicate: r.Duplicate}, nil
+}
+
+// refusal is the reason a server gave for refusing an event. It unwraps
+// to the provenance sentinel its code names.
+type refusal struct {
+	reason string
+	err    error
+}
+
+func (r *refusal) Error() string {
+	// The server says "event N (...) refused: REASON"; the CLI says the
+	// first part itself.
+	if _, reason, ok := strings.Cut(r.reason, " refused: "); ok {
+		return reason
+	}
+	return r.reason
+}
+
+func (r *refusal) Unwrap() error { return r.err }
+
+func itemPath(id provenance.ItemID) string {
+	return "/api/v1/items/" + id.GTIN + "/" + url.PathEscape(id.Serial)
+}
+
+// Item returns the item's history from its proof bundle, verified with the
+// keys Trust returns.
+func (b *httpBackend) Item(ctx context.Context, id provenance.ItemID) (provenance.ItemView, error) {
+	bundle, err := b.Bundle(ctx, id)
+	if err != nil {
+		return provenance.ItemView{}, err
+	}
+	trust, err := b.Trust(ctx)
+	if err != nil {
+		return provenance.ItemView{}, err
+	}
+	h, err := provenance.VerifyBundle(bundle, trust)
+	if err != nil {
+		return provenance.ItemView{}, fmt.Errorf("server %s sent a history of %s that does not verify: %w", b.base, id, err)
+	}
+	return provenance.ItemView{History: h}, nil
+}
+
+func (b *httpBackend) Bundle(ctx context.Context, id provenance.ItemID) ([]byte, error) {
+	_, body, err := b.do(ctx, http.MethodGet, itemPath(id)+"/bundle", nil)
+	return body, err
+}
+
+func (b *httpBackend) Actor(ctx context.Context, id string) (provenance.ActorState, error) {
+	_, body, err := b.do(ctx, http.MethodGet, "/api/v1/actors/"+url.PathEscape(id), nil)
+	if err != nil {
+		return provenance.ActorState{}, err
+	}
+	var a struct {
+		provenance.Actor
+		Revoked bool `json:"revoked"`
+		Keys    []struct {
+			Key     string  `json:"key"`
+			From    uint64  `json:"from"`
+			To      *uint64 `json:"to"`
+			Revoked bool    `json:"revoked"`
+		} `json:"keys"`
+	}
+	if err := json.Unmarshal(body, &a); err != nil {
+		return provenance.ActorState{}, fmt.Errorf("server %s: actor %s is not JSON: %w", b.base, id, err)
+	}
+	st := provenance.ActorState{Actor: a.Actor, Revoked: a.Revoked}
+	for _, k := range a.Keys {
+		kw := provenance.KeyWindow{Key: k.Key, From: k.From, Revoked: k.Revoked}
+		if k.To != nil {
+			kw.To = *k.To
+		}
+		st.Keys = append(st.Keys, kw)
+	}
+	return st, nil
+}
+
+// Trust returns the pinned keys, or else what the server's /keys says.
+func (b *httpBackend) Trust(ctx context.Context) (provenance.Trust, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.trust != nil {
+		return *b.trust, nil
+	}
+	t, err := b.serverKeys(ctx)
+	if err != nil {
+		return provenance.Trust{}, err
+	}
+	b.trust = &t
+	return t, nil
+}
+
+// serverKeys asks the server for its origin and keys.
+func (b *httpBackend) serverKeys(ctx context.Context) (provenance.Trust, error) {
+	_, body, err := b.do(ctx, http.MethodGet, "/keys", nil)
+	if err != nil {
+		return provenance.Trust{}, err
+	}
+	var k struct {
+		Origin      string `json:"origin"`
+		LogKey      string `json:"log_key"`
+		OperatorKey string `json:"operator_key"`
+	}
+	if err := json.Unmarshal(body, &k); err != nil {
+		return provenance.Trust{}, fmt.Errorf("server %s: /keys is not JSON: %w", b.base, err)
+	}
+	t := provenance.Trust{Origin: k.Origin, LogKey: k.LogKey, OperatorKey: k.OperatorKey}
+	if _, err := pinnedTrust(t.Origin, t.LogKey, t.OperatorKey); err != nil {
+		return provenance.Trust{}, fmt.Errorf("server %s: /keys: %w", b.base, err)
+	}
+	return t, nil
+}
+
+func (b *httpBackend) Close() error { return nil }

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/provtrail/provtrail/cmd/internal/datadir"
+	"github.com/provtrail/provtrail/provenance"
+	"github.com/provtrail/provtrail/web"
+)
+
+// serve runs the web handler of provd on the world's data directory, which
+// stays locked, so that prov can only reach it over HTTP.
+func (w *world) serve() string {
+	w.t.Helper()
+	n, err := datadir.Open(w.t.Context(), datadir.Config{Dir: w.data})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(nil)
+	h, err := web.New(web.Config{Service: n.Service, Log: n.Log, BaseURL: "http://" + srv.Listener.Addr().String()})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	srv.Config.Handler = h
+	srv.Start()
+	w.t.Cleanup(func() {
+		srv.Close()
+		n.Close()
+	})
+	return srv.URL
+}
+
+// TestServer drives every verb against a provd over HTTP, pinning its keys
+// on first use.
+func TestServer(t *testing.T) {
+	w := newWorld(t)
+	origin, logKey, opKey := w.trust()
+	url := w.serve()
+	srv := func(verb string, args ...string) result {
+		t.Helper()
+		return prov(t, append([]string{verb, "--server", url}, args...)...)
+	}
+
+	// Trust on first use, said plainly; a second run checks the pin.
+	policy := w.path("keys.policy")
+	r := srv("keys", "--out", policy).ok(t)
+	if !strings.Contains(r.stdout, "Trust on first use") || !strings.Contains(r.stdout, logKey) {
+		t.Errorf("keys --out does not say it trusts on first use:\n%s", r.stdout)
+	}
+	if got, err := parsePolicy(readFile(t, policy)); err != nil || got != (provenance.Trust{Origin: origin, LogKey: logKey, OperatorKey: opKey}) {
+		t.Errorf("pinned %+v, %v", got, err)
+	}
+	if r := srv("keys", "--out", policy).ok(t); !strings.Contains(r.stdout, "match the ones pinned") {
+		t.Errorf("second keys --out: %s", r.stdout)
+	}
+	wrong := w.path("wrong.policy")
+	writeFile(t, wrong, []byte(formatPolicy(provenance.Trust{Origin: origin, LogKey: logKey, OperatorKey: newVKey(t, "operator")})))
+	srv("keys", "--out", wrong).fails(t, exitFail, "NOT the ones pinned")
+
+	// The operator signs locally and submits over HTTP.
+	acme, acmeV := w.keygen("acme")
+	courier, courierV := w.keygen("courier-x")
+	opFile := w.data + "/operator.key"
+	srv("enroll", "--id", "acme", "--role", "manufacturer", "--name", "Acme Ltd", "--key", acmeV).fails(t, exitUsage, "--operator-key FILE is needed with --server")
+	srv("enroll", "--id", "acme", "--role", "manufacturer", "--name", "Acme Ltd", "--key", acmeV, "--operator-key", opFile).ok(t)
+	srv("enroll", "--id", "courier-x", "--role", "courier", "--name", "Swift", "--key", courierV, "--operator-key", opFile).ok(t)
+	r = srv("enroll", "--id", "courier-x", "--role", "courier", "--name", "Swift", "--key", courierV, "--operator-key", opFile).ok(t)
+	if !strings.Contains(r.stdout, "was logged already") {
+		t.Errorf("a repeated enroll: %s", r.stdout)
+	}
+
+	item := srv("register", "--key", acme, "--gtin", testGTIN, "--product", "Trail chair", "--place", "Shenzhen").ok(t).line()
+	srv("register", "--key", courier, "--gtin", testGTIN, "--product", "Fake").fails(t, exitFail, "only a manufacturer registers items")
+	srv("handoff", "--key", courier, "--item", item, "--to", "acme").fails(t, exitFail, "refused: not the custodian")
+	srv("handoff", "--key", acme, "--item", item, "--to", "courier-x").ok(t)
+	srv("receive", "--key", courier, "--item", item, "--place", "Hong Kong").ok(t)
+	code := srv("handoff", "--key", courier, "--item", item, "--claim").ok(t).line()
+	srv("receive", "--item", item, "--claim-code", code, "--save-key", w.path("buyer.key")).ok(t)
+	srv("receive", "--item", item, "--claim-code", code).fails(t, exitFail, "already delivered")
+	srv("dispute", "--key", w.path("buyer.key"), "--item", item, "--reason", "scratched").ok(t)
+	srv("ruling", "--item", item, "--decision", "scratch was there at sale", "--operator-key", opFile).ok(t)
+	srv("history", "--item", "01/09506000134352/21/NOSUCH", "--policy", policy).fails(t, exitFail, "not registered")
+
+	// history and bundle verify with pinned keys only.
+	srv("history", "--item", item).fails(t, exitUsage, "prov keys --server "+url+" --out keys.policy")
+	r = srv("history", "--item", item, "--policy", policy).ok(t)
+	for _, want := range []string{"status:      delivered to a buyer", "against the pinned log key", "ruling", "to a buyer by claim code"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("history over HTTP does not show %q:\n%s", want, r.stdout)
+		}
+	}
+	srv("history", "--item", item, "--log-key", logKey, "--operator-key", opKey).ok(t)
+	srv("history", "--item", item, "--policy", wrong).fails(t, exitFail, "does NOT verify")
+
+	r = srv("history", "--item", item, "--policy", policy, "--epcis", "--base", "https://id.example.com").ok(t)
+	var doc provenance.EPCISDocument
+	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
+		t.Fatalf("--epcis: %v\n%s", err, r.stdout)
+	}
+	ev := doc.Body.EventList
+	if doc.Type != "EPCISDocument" || len(ev) != 7 || ev[0].BizStep != "commissioning" || ev[4].Disposition != "retail_sold" ||
+		!strings.HasPrefix(ev[0].EPCList[0], "https://id.example.com/01/09506000134352/21/") {
+		t.Errorf("--epcis: %s", r.stdout)
+	}
+
+	bundle := w.path("chair.bundle.json")
+	srv("bundle", "--item", item, "--out", bundle, "--policy", policy).ok(t)
+	r = prov(t, "verify", "--bundle", bundle, "--policy", policy).ok(t)
+	if !strings.Contains(r.stdout, "offline, against the pinned") {
+		t.Errorf("verify of a bundle fetched over HTTP:\n%s", r.stdout)
+	}
+
+	srv("rebuild").fails(t, exitUsage, "not a server")
+	prov(t, "history", "--server", "ftp://x", "--item", item, "--policy", policy).fails(t, exitUsage, "want the http:// or https:// URL")
+}
+
+// TestServerEnv checks PROV_SERVER selects the server.
+func TestServerEnv(t *testing.T) {
+	w := newWorld(t)
+	url := w.serve()
+	e := newEnv(nil, nil, nil)
+	e.getenv = func(k string) string {
+		if k == "PROV_SERVER" {
+			return url
+		}
+		return ""
+	}
+	r := runProv(t, e, "keys").ok(t)
+	if !strings.Contains(r.stderr, "trust on first use") {
+		t.Errorf("keys with PROV_SERVER: %q", r.stderr)
+	}
+}
+
+// TestWebhooksVerb reads an empty delivery log.
+func TestWebhooksVerb(t *testing.T) {
+	w := newWorld(t)
+	r := w.prov("webhooks").ok(t)
+	if r.stdout != "" || !strings.Contains(r.stderr, "no webhook deliveries recorded") {
+		t.Errorf("webhooks on a new directory: %q %q", r.stdout, r.stderr)
+	}
+}

@@ -623,6 +623,13 @@ func TestE2ECourier(t *testing.T) {
 		t.Errorf("the item's bundle does not verify: %v", err)
 	}
 
+	// The history page verifies on the phone, WebCrypto signatures and all:
+	// register, handoff, and the phone's receive and handoff.
+	run(t, ctx, "open the history page", chromedp.Navigate(pageURL(e.srv, id)))
+	if verified, text := verifyOnPhone(t, ctx); verified != "true" || !strings.Contains(text, "4 events") {
+		t.Errorf("verify on the courier's phone: data-verified = %q, %q; want true, 4 events", verified, text)
+	}
+
 	// The boutique can take it: the phone's handoff is a real offer.
 	e.ok(e.receiveLeaf(resellerID, id, "Hong Kong"))
 	if v, err := e.node.Service.Item(t.Context(), id); err != nil || v.State.Custodian != resellerID {
@@ -677,6 +684,12 @@ func TestE2EBuyerClaim(t *testing.T) {
 	if kind != "delivered" || !strings.Contains(strings.ToLower(word), "delivered") {
 		t.Errorf("after the claim the verdict is %q (%q), want delivered", kind, word)
 	}
+	// The buyer's receive, signed by a one-off key made on this phone,
+	// verifies on the phone.
+	if verified, text := verifyOnPhone(t, ctx); verified != "true" || !strings.Contains(text, fmt.Sprintf("%d events", chainEvents+2)) ||
+		!strings.Contains(text, "delivered") {
+		t.Errorf("verify after delivery: data-verified = %q, %q; want true, %d events, delivered", verified, text, chainEvents+2)
+	}
 	v, err := e.node.Service.Item(t.Context(), id)
 	if err != nil {
 		t.Fatal(err)
@@ -703,7 +716,9 @@ func TestE2ENoJavaScript(t *testing.T) {
 		chromedp.WaitVisible(`[data-testid=verdict]`, chromedp.ByQuery),
 		chromedp.Text(`[data-testid=verdict] .verdict-word`, &word, chromedp.ByQuery),
 		chromedp.Evaluate(`document.querySelectorAll('[data-testid=event]').length`, &events),
-		chromedp.Evaluate(`[...document.querySelectorAll('[data-testid=event] [data-testid=leaf-hash]')].filter(x => x.textContent.trim().length === 44).length`, &hashes),
+		chromedp.Evaluate(`[...document.querySelectorAll('[data-testid=event]')].filter(ev =>
+			ev.querySelector('[data-testid=leaf-hash]').textContent.trim().length === 44 &&
+			ev.querySelectorAll('.proof ol.hashes li').length > 0).length`, &hashes),
 		chromedp.TextContent(`[data-testid=checkpoint]`, &checkpoint, chromedp.ByQuery),
 		chromedp.TextContent(`[data-testid=verify-result]`, &verifyOut, chromedp.ByQuery),
 	)
@@ -711,7 +726,7 @@ func TestE2ENoJavaScript(t *testing.T) {
 		t.Errorf("verdict = %q, want Genuine", word)
 	}
 	if events != chainEvents || hashes != chainEvents {
-		t.Errorf("timeline: %d events, %d with a leaf hash; want %d", events, hashes, chainEvents)
+		t.Errorf("timeline: %d events, %d with a leaf hash and an inclusion proof; want %d", events, hashes, chainEvents)
 	}
 	if !strings.HasPrefix(checkpoint, "id.example.com/log\n") || !strings.Contains(checkpoint, "\n— id.example.com/log ") {
 		t.Errorf("checkpoint = %q, want the signed note", checkpoint)

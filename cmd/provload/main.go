@@ -1,0 +1,243 @@
+// Command provload puts a running provd under load and reports what it
+// sustained.
+//
+// For now it is a read load: -concurrency workers fetch one page (an
+// item's history page, by default) over and over on keep-alive
+// connections for -duration, and provload prints the requests per second
+// and the p50, p90, p99 and largest latency of a request, body read
+// whole.
+//
+//	provload -url http://127.0.0.1:8080 -item /01/09506000134352/21/ABC123 -concurrency 8 -duration 10s
+//
+// A request that fails or answers other than 200 counts as an error, and
+// provload exits non-zero if any did.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "provload: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// run parses args, runs the load until its duration is over or ctx ends,
+// and prints the result to stdout.
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	cfg, err := parseConfig(args, stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	target := cfg.Target()
+	fmt.Fprintf(stdout, "GET %s for %v, %d workers\n", target, cfg.Duration, cfg.Concurrency)
+	res, err := readLoad(ctx, cfg, target)
+	if err != nil {
+		return err
+	}
+	res.report(stdout)
+	if res.Failed > 0 {
+		return fmt.Errorf("%d of %d requests failed (first: %v)", res.Failed, res.Failed+len(res.Latencies), res.FirstErr)
+	}
+	return nil
+}
+
+// Config is what one load run does.
+type Config struct {
+	URL         string        // base URL of provd, e.g. http://127.0.0.1:8080
+	Item        string        // path of the page to load, e.g. /01/{gtin}/21/{serial}
+	Concurrency int           // workers, each with one request in flight
+	Duration    time.Duration // how long to load
+	Timeout     time.Duration // per request
+}
+
+func parseConfig(args []string, usage io.Writer) (Config, error) {
+	var cfg Config
+	fs := flag.NewFlagSet("provload", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:8080", "base `URL` of a running provd")
+	fs.StringVar(&cfg.Item, "item", "", "`path` of the page to load: an item's Digital Link path /01/{gtin}/21/{serial} (required)")
+	fs.IntVar(&cfg.Concurrency, "concurrency", 8, "`workers`, each with one request in flight on its own keep-alive connection")
+	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to load")
+	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Second, "limit on one request")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(usage, "Usage: provload -item PATH [flags]\n\nprovload loads one page of a running provd and reports requests/s and latency.\n\nFlags:\n")
+			fs.SetOutput(usage)
+			fs.PrintDefaults()
+			return Config{}, err
+		}
+		return Config{}, fmt.Errorf("%v (run provload --help)", err)
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected arguments %q (run provload --help)", fs.Args())
+	}
+	return cfg, nil
+}
+
+// Validate says what is wrong with cfg, if anything.
+func (c Config) Validate() error {
+	u, err := url.Parse(c.URL)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		return fmt.Errorf("-url %q: want http(s)://host[:port]", c.URL)
+	case c.Item == "":
+		return errors.New("-item: say which page to load, e.g. -item /01/09506000134352/21/ABC123")
+	case !strings.HasPrefix(c.Item, "/"):
+		return fmt.Errorf("-item %q: want a path starting with /", c.Item)
+	case c.Concurrency < 1:
+		return fmt.Errorf("-concurrency %d: want at least 1", c.Concurrency)
+	case c.Duration <= 0:
+		return fmt.Errorf("-duration %v: want more than 0", c.Duration)
+	case c.Timeout <= 0:
+		return fmt.Errorf("-timeout %v: want more than 0", c.Timeout)
+	}
+	return nil
+}
+
+// Target is the URL the load fetches.
+func (c Config) Target() string { return strings.TrimRight(c.URL, "/") + c.Item }
+
+// A Result is what a load run measured.
+type Result struct {
+	Elapsed   time.Duration
+	Latencies []time.Duration // of the requests that succeeded, sorted
+	Bytes     int64           // body bytes read, over successful requests
+	Failed    int
+	FirstErr  error
+}
+
+// Percentile returns the latency that p (0 to 1) of the successful
+// requests took at most.
+func (r Result) Percentile(p float64) time.Duration {
+	if len(r.Latencies) == 0 {
+		return 0
+	}
+	i := min(int(p*float64(len(r.Latencies))), len(r.Latencies)-1)
+	return r.Latencies[i]
+}
+
+func (r Result) report(w io.Writer) {
+	n := len(r.Latencies)
+	fmt.Fprintf(w, "requests  %d ok, %d failed, in %v\n", n, r.Failed, r.Elapsed.Round(time.Millisecond))
+	if n == 0 {
+		return
+	}
+	fmt.Fprintf(w, "rate      %.0f requests/s, %.1f MiB/s\n", float64(n)/r.Elapsed.Seconds(), float64(r.Bytes)/(1<<20)/r.Elapsed.Seconds())
+	fmt.Fprintf(w, "latency   p50 %v  p90 %v  p99 %v  max %v\n",
+		round(r.Percentile(0.50)), round(r.Percentile(0.90)), round(r.Percentile(0.99)), round(r.Latencies[n-1]))
+}
+
+func round(d time.Duration) time.Duration {
+	if d < time.Millisecond {
+		return d.Round(time.Microsecond)
+	}
+	return d.Round(10 * time.Microsecond)
+}
+
+// A worker's tally.
+type tally struct {
+	took     []time.Duration
+	bytes    int64
+	failed   int
+	firstErr error
+}
+
+// readLoad GETs target from cfg.Concurrency workers until cfg.Duration is
+// over or ctx ends.
+func readLoad(ctx context.Context, cfg Config, target string) (Result, error) {
+	req, err := http.NewRequest(http.MethodGet, target, nil)
+	if err != nil {
+		return Result{}, fmt.Errorf("request for %s: %w", target, err)
+	}
+	tr := &http.Transport{
+		Proxy:               nil,
+		MaxIdleConns:        cfg.Concurrency,
+		MaxIdleConnsPerHost: cfg.Concurrency,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true, // measure the server's pages as it sends them
+	}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: cfg.Timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
+	defer cancel()
+	tallies := make([]tally, cfg.Concurrency)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range tallies {
+		t := &tallies[w]
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				t0 := time.Now()
+				n, err := get(ctx, client, req)
+				took := time.Since(t0)
+				switch {
+				case err != nil && ctx.Err() != nil:
+					return // the run is over: not the server's fault
+				case err != nil:
+					t.failed++
+					if t.firstErr == nil {
+						t.firstErr = err
+					}
+				default:
+					t.took = append(t.took, took)
+					t.bytes += n
+				}
+			}
+		})
+	}
+	wg.Wait()
+	res := Result{Elapsed: time.Since(start)}
+	for _, t := range tallies {
+		res.Latencies = append(res.Latencies, t.took...)
+		res.Bytes += t.bytes
+		res.Failed += t.failed
+		if res.FirstErr == nil {
+			res.FirstErr = t.firstErr
+		}
+	}
+	slices.Sort(res.Latencies)
+	return res, nil
+}
+
+// get sends req and reads the body whole, so the connection is reused.
+func get(ctx context.Context, client *http.Client, req *http.Request) (int64, error) {
+	resp, err := client.Do(req.WithContext(ctx))
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err != nil {
+		return n, fmt.Errorf("read body: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return n, fmt.Errorf("status %s", resp.Status)
+	}
+	return n, nil
+}

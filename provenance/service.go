@@ -52,7 +52,7 @@ type Service struct {
 	pollInterval time.Duration
 
 	locks [4096]sync.Mutex // serialize events per item or actor (striped)
-	cpu   chan struct{}    // bounds concurrent checks to the CPUs
+	cpu   chan struct{}   // bounds concurrent checks to the CPUs
 
 	mu       sync.RWMutex
 	state    *State
@@ -65,6 +65,8 @@ type Service struct {
 
 	pendMu  sync.Mutex
 	pending map[merkle.Hash]*Checked // leaves Submit checked, by leaf hash, until applied
+
+	views *viewCache // the latest ItemView of recently asked items
 
 	kick    chan struct{}
 	saveNow chan struct{}
@@ -125,6 +127,7 @@ func NewService(ctx context.Context, cfg ServiceConfig) (*Service, error) {
 		refused:      map[uint64]error{},
 		advanced:     make(chan struct{}),
 		pending:      map[merkle.Hash]*Checked{},
+		views:        newViewCache(defaultViewCacheItems),
 		cpu:          make(chan struct{}, runtime.GOMAXPROCS(0)),
 		kick:         make(chan struct{}, 1),
 		saveNow:      make(chan struct{}, 1),

@@ -208,33 +208,84 @@ type ItemView struct {
 }
 
 // Item returns the history of an item, with proofs, or an error matching
-// ErrNotFound.
+// ErrNotFound. The view shows the index as it is now (every position the
+// Service has applied) and its proofs are against the log's latest
+// checkpoint.
+//
+// Views are cached (see viewCache): callers share the returned view and
+// must not modify it.
 func (s *Service) Item(ctx context.Context, id ItemID) (ItemView, error) {
 	s.mu.RLock()
-	st, ok := s.state.Item(id)
-	indices := slices.Clone(s.events[id])
+	applied := s.applied
 	s.mu.RUnlock()
-	if !ok {
-		return ItemView{}, fmt.Errorf("%w: item %s is not registered", ErrNotFound, id)
-	}
 	cp, err := s.log.Checkpoint(ctx)
 	if err != nil {
 		return ItemView{}, fmt.Errorf("history of %s: %w", id, err)
 	}
+	old, fresh := s.views.get(id, applied, cp.Size)
+	if fresh {
+		return old.view, nil
+	}
+	c, err := s.buildItem(ctx, id, old)
+	if err != nil {
+		return ItemView{}, err
+	}
+	s.views.put(c)
+	return c.view, nil
+}
+
+// buildItem builds the view of an item now. It takes what it can from old,
+// a view of the same item built earlier: parsed events and leaves, which
+// never change, and proofs, if against the same checkpoint size.
+func (s *Service) buildItem(ctx context.Context, id ItemID, old *cachedView) (*cachedView, error) {
+	s.mu.RLock()
+	applied := s.applied
+	st, ok := s.state.Item(id)
+	indices := slices.Clone(s.events[id])
+	s.mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("%w: item %s is not registered", ErrNotFound, id)
+	}
+	// The checkpoint is read after the state, so that it includes every
+	// position the state was built from.
+	cp, err := s.log.Checkpoint(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("history of %s: %w", id, err)
+	}
+	oldEvents := map[uint64]HistoryEvent{}
+	oldEntries := map[uint64]BundleEntry{}
+	if old != nil {
+		for _, he := range old.view.Events {
+			oldEvents[he.Index] = he
+		}
+		for _, en := range old.view.Entries {
+			if old.size != cp.Size {
+				en.Proof = nil
+			}
+			oldEntries[en.Index] = en
+		}
+	}
 	v := ItemView{History: History{Item: id, State: st, Checkpoint: cp}}
 	var events []Event
+	var hashes []merkle.Hash
 	leafOf := map[uint64][]byte{}
 	for _, i := range indices {
+		if he, ok := oldEvents[i]; ok {
+			events = append(events, he.Event)
+			hashes = append(hashes, he.LeafHash)
+			continue
+		}
 		leaf, err := s.leaf(ctx, i)
 		if err != nil {
-			return ItemView{}, fmt.Errorf("history of %s: %w", id, err)
+			return nil, fmt.Errorf("history of %s: %w", id, err)
 		}
 		e, err := ParseEvent(leaf)
 		if err != nil {
-			return ItemView{}, fmt.Errorf("history of %s: event %d: %w", id, i, err)
+			return nil, fmt.Errorf("history of %s: event %d: %w", id, i, err)
 		}
 		leafOf[i] = leaf
 		events = append(events, e)
+		hashes = append(hashes, merkle.LeafHash(leaf))
 	}
 	need := slices.Clone(indices)
 	s.mu.RLock()
@@ -253,7 +304,7 @@ func (s *Service) Item(ctx context.Context, id ItemID) (ItemView, error) {
 		}
 	}
 	for j, e := range events {
-		he := HistoryEvent{Applied: Applied{Index: indices[j], LeafHash: merkle.LeafHash(leafOf[indices[j]]), Event: e}}
+		he := HistoryEvent{Applied: Applied{Index: indices[j], LeafHash: hashes[j], Event: e}}
 		switch a, ok := s.state.Actor(e.Actor); {
 		case e.Actor == opID:
 			he.Role = RoleOperator
@@ -268,19 +319,23 @@ func (s *Service) Item(ctx context.Context, id ItemID) (ItemView, error) {
 	slices.Sort(need)
 	need = slices.Compact(need)
 	for _, i := range need {
-		leaf, ok := leafOf[i]
-		if !ok {
-			if leaf, err = s.leaf(ctx, i); err != nil {
-				return ItemView{}, fmt.Errorf("history of %s: %w", id, err)
+		en := oldEntries[i]
+		en.Index = i
+		if en.Leaf == nil {
+			if en.Leaf = leafOf[i]; en.Leaf == nil {
+				if en.Leaf, err = s.leaf(ctx, i); err != nil {
+					return nil, fmt.Errorf("history of %s: %w", id, err)
+				}
 			}
 		}
-		p, err := s.log.InclusionProof(ctx, i, cp.Size)
-		if err != nil {
-			return ItemView{}, fmt.Errorf("history of %s: proof of %d: %w", id, i, err)
+		if en.Proof == nil {
+			if en.Proof, err = s.log.InclusionProof(ctx, i, cp.Size); err != nil {
+				return nil, fmt.Errorf("history of %s: proof of %d: %w", id, i, err)
+			}
 		}
-		v.Entries = append(v.Entries, BundleEntry{Index: i, Leaf: leaf, Proof: p})
+		v.Entries = append(v.Entries, en)
 	}
-	return v, nil
+	return &cachedView{id: id, applied: applied, size: cp.Size, view: v}, nil
 }
 
 func (s *Service) leaf(ctx context.Context, index uint64) ([]byte, error) {

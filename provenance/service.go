@@ -52,7 +52,7 @@ type Service struct {
 	pollInterval time.Duration
 
 	locks [4096]sync.Mutex // serialize events per item or actor (striped)
-	cpu   chan struct{}   // bounds concurrent checks to the CPUs
+	cpu   chan struct{}    // bounds concurrent checks to the CPUs
 
 	mu       sync.RWMutex
 	state    *State

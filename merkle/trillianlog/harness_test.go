@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,8 +33,19 @@ import (
 // latency floor of an append.
 const sequencerInterval = 50 * time.Millisecond
 
-const installHint = "run .ci/install-trillian (or: apt-get install mariadb-server; " +
-	"go install -tags=mysql,etcd github.com/google/trillian/cmd/{trillian_log_server,trillian_log_signer,createtree}@<version in go.mod>)"
+// installHint says how to install what the tests need.
+func installHint() string {
+	version := "<the version in go.mod>"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, m := range bi.Deps {
+			if m.Path == "github.com/google/trillian" {
+				version = m.Version
+			}
+		}
+	}
+	return "run .ci/install-trillian (or: apt-get install mariadb-server; go install -tags=mysql,etcd " +
+		"github.com/google/trillian/cmd/{trillian_log_server,trillian_log_signer,createtree}@" + version + ")"
+}
 
 // A cluster is MariaDB plus a Trillian log server and signer.
 type cluster struct {
@@ -82,9 +94,9 @@ func testCluster(tb testing.TB) *cluster {
 	})
 	switch {
 	case shared.skip != "" && os.Getenv("CI") != "":
-		tb.Fatalf("%s; CI is set, so this fails instead of skipping: %s", shared.skip, installHint)
+		tb.Fatalf("%s; CI is set, so this fails instead of skipping: %s", shared.skip, installHint())
 	case shared.skip != "":
-		tb.Skipf("%s: %s", shared.skip, installHint)
+		tb.Skipf("%s: %s", shared.skip, installHint())
 	case shared.err != nil:
 		tb.Fatalf("start MariaDB and Trillian: %v", shared.err)
 	}
@@ -364,10 +376,15 @@ func tail(path string) string {
 // waits until it has a root.
 func (c *cluster) newTree(tb testing.TB) int64 {
 	tb.Helper()
+	return c.newTreeOfType(tb, trillian.TreeType_LOG)
+}
+
+func (c *cluster) newTreeOfType(tb testing.TB, typ trillian.TreeType) int64 {
+	tb.Helper()
 	ctx := tb.Context()
 	tree, err := c.admin.CreateTree(ctx, &trillian.CreateTreeRequest{Tree: &trillian.Tree{
 		TreeState:       trillian.TreeState_ACTIVE,
-		TreeType:        trillian.TreeType_LOG,
+		TreeType:        typ,
 		DisplayName:     "provtrail test",
 		MaxRootDuration: durationpb.New(0),
 	}})

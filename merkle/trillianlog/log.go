@@ -67,9 +67,14 @@ type Log struct {
 	cancel  context.CancelFunc
 	stopped chan struct{}
 
+	// fetching holds a token while a root is fetched: one at a time.
+	fetching chan struct{}
+
 	mu      sync.Mutex
 	closed  bool
 	root    root               // the largest verified root seen
+	fetches uint64             // root fetches started
+	fetched uint64             // the number of the last one that set root
 	signed  *merkle.Checkpoint // latest signed checkpoint, for root.size
 	scanned uint64             // leaves below scanned were matched against waiters
 	waiting map[merkle.Hash]*waiter
@@ -129,6 +134,8 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		waiting: make(map[merkle.Hash]*waiter),
 		wake:    make(chan struct{}, 1),
 		root:    root{size: 0, hash: merkle.EmptyRoot()},
+
+		fetching: make(chan struct{}, 1),
 	}
 	r, err := l.latestRoot(ctx)
 	if err != nil {
@@ -168,12 +175,47 @@ func (l *Log) checkOpen() error {
 	return nil
 }
 
-// latestRoot fetches Trillian's latest root, checks that it extends the
-// largest root seen so far, and returns the larger of the two.
+// latestRoot returns Trillian's latest root, fetched after the call began,
+// once it is checked to extend the largest root seen so far (or that one,
+// if Trillian answers with a smaller root).
+//
+// Fetches run one at a time, so that each new root is checked against the
+// one before it: two roots each consistent with an older one need not be
+// consistent with each other. Callers that arrive while a fetch runs share
+// the next one.
 func (l *Log) latestRoot(ctx context.Context) (root, error) {
 	l.mu.Lock()
-	prev := l.root
+	arrived := l.fetches
 	l.mu.Unlock()
+	select {
+	case l.fetching <- struct{}{}:
+	case <-ctx.Done():
+		return root{}, fmt.Errorf("get latest root: %w", ctx.Err())
+	}
+	defer func() { <-l.fetching }()
+	l.mu.Lock()
+	if l.fetched > arrived {
+		// A fetch that started after this call arrived has finished.
+		defer l.mu.Unlock()
+		return l.root, nil
+	}
+	l.fetches++
+	seq, prev := l.fetches, l.root
+	l.mu.Unlock()
+
+	r, err := l.fetchRoot(ctx, prev)
+	if err != nil {
+		return root{}, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.root, l.fetched = r, seq
+	return r, nil
+}
+
+// fetchRoot fetches Trillian's latest root with a consistency proof from
+// prev, and returns it if it extends prev, or prev if it is smaller.
+func (l *Log) fetchRoot(ctx context.Context, prev root) (root, error) {
 	resp, err := l.client.GetLatestSignedLogRoot(ctx, &trillian.GetLatestSignedLogRootRequest{
 		LogId:         l.treeID,
 		FirstTreeSize: int64(prev.size),
@@ -190,11 +232,11 @@ func (l *Log) latestRoot(ctx context.Context) (root, error) {
 		// A lagging replica of the database, or a stale answer: keep the
 		// larger root. Checkpoints never shrink.
 		return prev, nil
-	case prev.size == 0 || r.size == prev.size:
-		if r.size == prev.size && r.hash != prev.hash {
+	case r.size == prev.size:
+		if r.hash != prev.hash {
 			return root{}, fmt.Errorf("trillian returned root %v for size %d, earlier %v: the log forked", r.hash, r.size, prev.hash)
 		}
-	default:
+	case prev.size > 0:
 		p, err := hashes(resp.GetProof().GetHashes())
 		if err != nil {
 			return root{}, fmt.Errorf("consistency proof from size %d to %d: %w", prev.size, r.size, err)
@@ -203,14 +245,7 @@ func (l *Log) latestRoot(ctx context.Context) (root, error) {
 			return root{}, fmt.Errorf("trillian's root of size %d does not extend the one of size %d: %w", r.size, prev.size, err)
 		}
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	// Another call may have moved the root on meanwhile; both were
-	// verified against a smaller one, so keep the larger.
-	if r.size > l.root.size {
-		l.root = r
-	}
-	return l.root, nil
+	return r, nil
 }
 
 // parseRoot checks a Trillian SignedLogRoot: a LogRootV1 with a SHA-256

@@ -98,7 +98,9 @@ func TestWitness(t *testing.T) {
 		t.Fatal(err)
 	}
 	cosigned, err := witness.Cosign(t.Context(), http.DefaultClient, "http://"+addr, cp, 0,
-		func(ctx context.Context, old uint64) ([]merkle.Hash, error) { return n.Log.ConsistencyProof(ctx, old, cp.Size) })
+		func(ctx context.Context, old uint64) ([]merkle.Hash, error) {
+			return n.Log.ConsistencyProof(ctx, old, cp.Size)
+		})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -74,6 +74,9 @@ func (l *Log) Append(ctx context.Context, leaves [][]byte) ([]uint64, error) {
 
 	var existing []*waiter
 	for k, i := range uniq {
+		if err := l.checkOpen(); err != nil {
+			return nil, fmt.Errorf("append: %w", err)
+		}
 		resp, err := l.queue(ctx, leaves[i], ws[k].hash)
 		if err != nil {
 			return nil, fmt.Errorf("append: leaf %d of %d: %w", i, len(leaves), l.rpcError(ctx, "queue leaf", err))
@@ -235,6 +238,10 @@ func (l *Log) lookup(ctx context.Context, ws []*waiter) error {
 	return nil
 }
 
+// pollTimeout bounds one poll of the watcher, so that a call Trillian never
+// answers does not hold up root fetches (which run one at a time) forever.
+const pollTimeout = 30 * time.Second
+
 // watch polls the latest root while appends wait, and tells them where
 // their leaves landed.
 func (l *Log) watch() {
@@ -260,7 +267,9 @@ func (l *Log) watch() {
 		case <-l.ctx.Done():
 			return
 		}
-		grew, err := l.scan(l.ctx)
+		ctx, cancel := context.WithTimeout(l.ctx, pollTimeout)
+		grew, err := l.scan(ctx)
+		cancel()
 		switch {
 		case l.ctx.Err() != nil:
 			return

@@ -18,7 +18,9 @@ import (
 // leaf i at size n shares all but O(1) of its hashes with the proofs of
 // its neighbours and with its proof at size n-1.
 //
-// When it holds max hashes it is emptied and starts over.
+// The hashes are Trillian's answers, unverified, as the proofs Trillian
+// returns are: a verifier checks every proof against a signed checkpoint.
+// When the cache holds max hashes it is emptied and starts over.
 type nodeCache struct {
 	mu  sync.Mutex
 	max int

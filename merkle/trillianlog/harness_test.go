@@ -234,7 +234,7 @@ func (c *cluster) startMariaDB(bins map[string]string, schema string) error {
 		}
 		return nil
 	}
-	if err := waitFor(30*time.Second, "MariaDB", func() error { return sql("", "SELECT 1") }); err != nil {
+	if err := c.waitFor(30*time.Second, "MariaDB", func() error { return sql("", "SELECT 1") }); err != nil {
 		return fmt.Errorf("%w\n%s", err, tail(filepath.Join(c.dir, "mariadb.err")))
 	}
 	if err := sql("", `CREATE DATABASE test;
@@ -287,7 +287,7 @@ func (c *cluster) startTrillian(bins map[string]string) error {
 	}
 	c.admin = trillian.NewTrillianAdminClient(c.conn)
 	c.client = trillian.NewTrillianLogClient(c.conn)
-	return waitFor(30*time.Second, "trillian_log_server", func() error {
+	return c.waitFor(30*time.Second, "trillian_log_server", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		_, err := c.admin.ListTrees(ctx, &trillian.ListTreesRequest{})
@@ -345,17 +345,17 @@ func (c *cluster) dead() error {
 	return nil
 }
 
-func waitFor(limit time.Duration, what string, ready func() error) error {
+// waitFor calls ready until it succeeds, a process of the cluster exits,
+// or limit passes.
+func (c *cluster) waitFor(limit time.Duration, what string, ready func() error) error {
 	deadline := time.Now().Add(limit)
 	for {
 		err := ready()
 		if err == nil {
 			return nil
 		}
-		if shared.c != nil {
-			if d := shared.c.dead(); d != nil {
-				return d
-			}
+		if d := c.dead(); d != nil {
+			return fmt.Errorf("waiting for %s: %w", what, d)
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s not ready after %v: %w", what, limit, err)
@@ -392,7 +392,7 @@ func (c *cluster) newTreeOfType(tb testing.TB, typ trillian.TreeType) int64 {
 		tb.Fatalf("create tree: %v", err)
 	}
 	id := tree.GetTreeId()
-	err = waitFor(10*time.Second, "InitLog", func() error {
+	err = c.waitFor(10*time.Second, "InitLog", func() error {
 		_, err := c.client.InitLog(ctx, &trillian.InitLogRequest{LogId: id})
 		if status.Code(err) == codes.AlreadyExists {
 			return nil
@@ -400,7 +400,7 @@ func (c *cluster) newTreeOfType(tb testing.TB, typ trillian.TreeType) int64 {
 		return err
 	})
 	if err == nil {
-		err = waitFor(10*time.Second, "the new tree's first root", func() error {
+		err = c.waitFor(10*time.Second, "the new tree's first root", func() error {
 			_, err := c.client.GetLatestSignedLogRoot(ctx, &trillian.GetLatestSignedLogRootRequest{LogId: id})
 			return err
 		})

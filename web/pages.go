@@ -1,10 +1,12 @@
 package web
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/gin-gonic/gin"
 	"github.com/provtrail/provtrail/provenance"
@@ -79,4 +81,32 @@ func (s *Server) actorPage(c *gin.Context) {
 		}
 	}
 	s.render(c, http.StatusOK, "actor", templates.ActorPage(v))
+}
+
+// A bufferPool recycles the buffers pages are rendered into (see render).
+// A history page is about 40 KB; growing a new buffer to that size for
+// every request was more than half of what a page allocated. Its zero
+// value is ready to use.
+type bufferPool struct{ pool sync.Pool }
+
+// maxPooledBuffer bounds the buffers kept: a larger one (a sheet of many
+// labels) is left to the garbage collector, so the pool never pins much
+// memory.
+const maxPooledBuffer = 256 << 10
+
+func (p *bufferPool) get() *bytes.Buffer {
+	if b, ok := p.pool.Get().(*bytes.Buffer); ok {
+		return b
+	}
+	return new(bytes.Buffer)
+}
+
+// put returns b to the pool. b must not be used after: the response was
+// written from it already.
+func (p *bufferPool) put(b *bytes.Buffer) {
+	if b.Cap() > maxPooledBuffer {
+		return
+	}
+	b.Reset()
+	p.pool.Put(b)
 }

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"bytes"
 	"net/http"
 	"net/url"
 	"strings"
@@ -125,8 +124,9 @@ func (s *Server) page(c *gin.Context, titleKey string) templates.Page {
 // render writes a page. It renders into a buffer first, so that a failed
 // render becomes a clean 500 page rather than half a page.
 func (s *Server) render(c *gin.Context, status int, name string, comp templ.Component) {
-	var buf bytes.Buffer
-	if err := comp.Render(c.Request.Context(), &buf); err != nil {
+	buf := s.bufs.get()
+	defer s.bufs.put(buf)
+	if err := comp.Render(c.Request.Context(), buf); err != nil {
 		s.log.ErrorContext(c.Request.Context(), "render page", "page", name, "err", err)
 		c.Header("Cache-Control", "no-store")
 		c.Data(http.StatusInternalServerError, "text/plain; charset=utf-8", []byte("internal error\n"))

@@ -61,7 +61,8 @@ type Server struct {
 	metrics *metrics
 	assets  *assetServer
 	now     func() time.Time
-	opID    string // the operator's actor id: the name of its key
+	opID    string     // the operator's actor id: the name of its key
+	bufs    bufferPool // buffers pages are rendered into
 }
 
 // New returns the handler for cfg.

@@ -160,7 +160,7 @@ func BenchmarkInclusionProofTrillian(b *testing.B) {
 func BenchmarkAddSequencedTrillian(b *testing.B) {
 	c := testCluster(b)
 	ctx := b.Context()
-	id := c.newTreeOfType(b, trillian.TreeType_PREORDERED_LOG)
+	id := c.NewTreeOfType(b, trillian.TreeType_PREORDERED_LOG)
 	n := max(b.N, 1000)
 	const batch = 1000
 	seed := uint64(time.Now().UnixNano()) + seeds.Add(1)
@@ -171,7 +171,7 @@ func BenchmarkAddSequencedTrillian(b *testing.B) {
 		for i := first; i < min(first+batch, n); i++ {
 			leaves = append(leaves, &trillian.LogLeaf{LeafValue: benchLeaf(seed, uint64(i)), LeafIndex: int64(i)})
 		}
-		resp, err := c.client.AddSequencedLeaves(ctx, &trillian.AddSequencedLeavesRequest{LogId: id, Leaves: leaves})
+		resp, err := c.Client.AddSequencedLeaves(ctx, &trillian.AddSequencedLeavesRequest{LogId: id, Leaves: leaves})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -182,7 +182,7 @@ func BenchmarkAddSequencedTrillian(b *testing.B) {
 		}
 	}
 	for {
-		resp, err := c.client.GetLatestSignedLogRoot(ctx, &trillian.GetLatestSignedLogRootRequest{LogId: id})
+		resp, err := c.Client.GetLatestSignedLogRoot(ctx, &trillian.GetLatestSignedLogRootRequest{LogId: id})
 		if err != nil {
 			b.Fatal(err)
 		}

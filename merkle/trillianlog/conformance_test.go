@@ -32,7 +32,7 @@ func TestConformance(t *testing.T) {
 // first use), logging to t.
 func (c *cluster) openLog(tb testing.TB, dir string) (*Log, note.Verifier) {
 	tb.Helper()
-	return c.openLogWith(tb, dir, c.client)
+	return c.openLogWith(tb, dir, c.Client)
 }
 
 // openLogWith is openLog through another client.
@@ -48,7 +48,7 @@ func (c *cluster) openLogWith(tb testing.TB, dir string, client trillian.Trillia
 	}
 	l, err := Open(tb.Context(), Config{
 		Client:       client,
-		TreeID:       c.treeFor(tb, dir),
+		TreeID:       c.TreeFor(tb, dir),
 		Origin:       testOrigin,
 		Signer:       s,
 		PollInterval: 10 * time.Millisecond,

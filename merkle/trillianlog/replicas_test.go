@@ -22,7 +22,7 @@ func TestReplicas(t *testing.T) {
 	dir := t.TempDir()
 	a, v := c.openLog(t, dir)
 	defer a.Close()
-	conn, err := grpc.NewClient(c.rpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(c.RPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}

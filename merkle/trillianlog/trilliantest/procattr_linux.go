@@ -1,4 +1,4 @@
-package trillianlog
+package trilliantest
 
 import "syscall"
 

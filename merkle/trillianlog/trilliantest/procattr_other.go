@@ -1,6 +1,6 @@
 //go:build !linux
 
-package trillianlog
+package trilliantest
 
 import "syscall"
 

@@ -54,14 +54,17 @@ type Service struct {
 	locks [4096]sync.Mutex // serialize events per item or actor (striped)
 	cpu   chan struct{}    // bounds concurrent checks to the CPUs
 
-	mu       sync.RWMutex
-	state    *State
-	events   map[ItemID][]uint64 // accepted events per item, in log order
-	refused  map[uint64]error    // refusals found on replay
-	applied  uint64              // log positions [0, applied) are applied
-	advanced chan struct{}       // closed and replaced whenever applied grows
-	dirty    delta               // changes since the last save
-	saveMu   sync.Mutex          // serializes saves
+	mu     sync.RWMutex
+	state  *State
+	events map[ItemID][]uint64 // accepted events per item, in log order
+	// actorEvents are the latest accepted events of each enrolled actor:
+	// those it signed and its enrollments and revocations, in log order.
+	actorEvents map[string][]uint64
+	refused     map[uint64]error // refusals found on replay
+	applied     uint64           // log positions [0, applied) are applied
+	advanced    chan struct{}    // closed and replaced whenever applied grows
+	dirty       delta            // changes since the last save
+	saveMu      sync.Mutex       // serializes saves
 
 	pendMu  sync.Mutex
 	pending map[merkle.Hash]*Checked // leaves Submit checked, by leaf hash, until applied
@@ -78,11 +81,12 @@ type Service struct {
 
 // delta collects what changed since the last save.
 type delta struct {
-	from    uint64
-	actors  map[string]bool
-	items   map[ItemID]bool
-	claims  []ClaimRecord
-	refused []Refusal
+	from        uint64
+	actors      map[string]bool
+	actorEvents map[string]bool
+	items       map[ItemID]bool
+	claims      []ClaimRecord
+	refused     []Refusal
 }
 
 // A Receipt is the answer to an accepted event: where it is in the log, and
@@ -124,6 +128,7 @@ func NewService(ctx context.Context, cfg ServiceConfig) (*Service, error) {
 		pollInterval: cmpOr(cfg.PollInterval, time.Second),
 		state:        state,
 		events:       map[ItemID][]uint64{},
+		actorEvents:  map[string][]uint64{},
 		refused:      map[uint64]error{},
 		advanced:     make(chan struct{}),
 		pending:      map[merkle.Hash]*Checked{},
@@ -143,6 +148,9 @@ func NewService(ctx context.Context, cfg ServiceConfig) (*Service, error) {
 	}
 	for _, it := range snap.Items {
 		s.events[it.State.ID] = it.Events
+	}
+	for _, a := range snap.ActorEvents {
+		s.actorEvents[a.ID] = a.Events
 	}
 	for _, r := range snap.Refused {
 		s.refused[r.Index] = errors.New(r.Reason)
@@ -169,7 +177,7 @@ func cmpOr[T comparable](v, def T) T {
 }
 
 func newDelta(from uint64) delta {
-	return delta{from: from, actors: map[string]bool{}, items: map[ItemID]bool{}}
+	return delta{from: from, actors: map[string]bool{}, actorEvents: map[string]bool{}, items: map[ItemID]bool{}}
 }
 
 // Close stops applying new log positions and saves the index.
@@ -315,11 +323,14 @@ func (s *Service) applyLeaves(first uint64, entries []logEntry) {
 // noteApplied records what an accepted event changed, for the next save.
 func (s *Service) noteApplied(a Applied) {
 	e := a.Event
+	s.noteActorEvent(e.Actor, a.Index)
 	switch {
 	case e.Kind == KindEnroll:
 		s.dirty.actors[e.Enroll.ID] = true
+		s.noteActorEvent(e.Enroll.ID, a.Index)
 	case e.Kind == KindRevoke:
 		s.dirty.actors[e.Revoke.ID] = true
+		s.noteActorEvent(e.Revoke.ID, a.Index)
 	case e.Kind.IsItemEvent():
 		s.events[e.Item] = append(s.events[e.Item], a.Index)
 		s.dirty.items[e.Item] = true
@@ -327,6 +338,24 @@ func (s *Service) noteApplied(a Applied) {
 			s.dirty.claims = append(s.dirty.claims, ClaimRecord{Claim: *a.Claim, Item: e.Item})
 		}
 	}
+}
+
+// MaxActorEvents is how many of an actor's latest events the index keeps
+// for its page: those it signed, and its enrollments and revocations.
+const MaxActorEvents = 100
+
+// noteActorEvent adds the log position index to the recent events of the
+// enrolled actor id (not the operator's or a buyer's one-off key).
+func (s *Service) noteActorEvent(id string, index uint64) {
+	if _, ok := s.state.Actor(id); !ok {
+		return
+	}
+	ev := append(s.actorEvents[id], index)
+	if len(ev) > MaxActorEvents {
+		ev = slices.Clone(ev[len(ev)-MaxActorEvents:])
+	}
+	s.actorEvents[id] = ev
+	s.dirty.actorEvents[id] = true
 }
 
 func (s *Service) dirtyCount() uint64 {
@@ -356,12 +385,16 @@ func (s *Service) save(ctx context.Context) error {
 		it, _ := s.state.Item(id)
 		d.Items = append(d.Items, ItemRecord{State: it, Events: slices.Clone(s.events[id])})
 	}
+	for _, id := range slices.Sorted(maps.Keys(taken.actorEvents)) {
+		d.ActorEvents = append(d.ActorEvents, ActorEvents{ID: id, Events: slices.Clone(s.actorEvents[id])})
+	}
 	s.dirty = newDelta(s.applied)
 	s.mu.Unlock()
 	if err := s.store.Save(ctx, d); err != nil {
 		s.mu.Lock()
 		maps.Copy(taken.actors, s.dirty.actors)
 		maps.Copy(taken.items, s.dirty.items)
+		maps.Copy(taken.actorEvents, s.dirty.actorEvents)
 		taken.claims = append(taken.claims, s.dirty.claims...)
 		taken.refused = append(taken.refused, s.dirty.refused...)
 		s.dirty = taken

@@ -242,6 +242,28 @@ func TestServiceCustodyChain(t *testing.T) {
 	if _, err := provenance.VerifyBundle(bundle, other); err == nil {
 		t.Fatal("bundle verified against another log key")
 	}
+
+	// The courier's page lists what it signed and its enrollment, newest
+	// first, and so does the index after a restart.
+	want := []provenance.Kind{provenance.KindHandoff, provenance.KindReceive, provenance.KindEnroll}
+	for round := range 2 {
+		evs, err := w.svc.ActorEvents(t.Context(), "swift")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []provenance.Kind
+		for _, e := range evs {
+			got = append(got, e.Event.Kind)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("round %d: swift's events are %v, want %v", round, got, want)
+		}
+		w.close()
+		w.open()
+	}
+	if _, err := w.svc.ActorEvents(t.Context(), "nobody"); !errors.Is(err, provenance.ErrNotFound) {
+		t.Fatalf("events of an unknown actor: %v", err)
+	}
 }
 
 // TestServiceRefusals submits illegal events: each is refused with its

@@ -30,17 +30,26 @@ var ErrStoreGap = errors.New("index delta does not start where the index ends")
 
 // A Snapshot is the index after replaying the log positions [0, Applied).
 type Snapshot struct {
-	Applied uint64
-	Actors  []ActorState
-	Items   []ItemRecord
-	Claims  []ClaimRecord
-	Refused []Refusal
+	Applied     uint64
+	Actors      []ActorState
+	ActorEvents []ActorEvents
+	Items       []ItemRecord
+	Claims      []ClaimRecord
+	Refused     []Refusal
 }
 
 // An ItemRecord is an item's state and the log positions of its accepted
 // events, in log order.
 type ItemRecord struct {
 	State  ItemState
+	Events []uint64
+}
+
+// ActorEvents are the log positions of an enrolled actor's latest
+// accepted events (at most MaxActorEvents): those it signed, and its
+// enrollments and revocations, in log order.
+type ActorEvents struct {
+	ID     string
 	Events []uint64
 }
 
@@ -64,9 +73,10 @@ type Refusal struct {
 // versions of every actor and item that changed, the claims used and the
 // leaves refused.
 type Delta struct {
-	From, To uint64
-	Actors   []ActorState
-	Items    []ItemRecord
-	Claims   []ClaimRecord
-	Refused  []Refusal
+	From, To    uint64
+	Actors      []ActorState
+	ActorEvents []ActorEvents // the new list of each actor whose list changed
+	Items       []ItemRecord
+	Claims      []ClaimRecord
+	Refused     []Refusal
 }

@@ -191,6 +191,37 @@ func (s *Service) Actor(ctx context.Context, id string) (ActorState, error) {
 	return a, nil
 }
 
+// ActorEvents returns the latest accepted events (at most MaxActorEvents)
+// of an enrolled actor, newest first: those it signed, and its enrollments
+// and revocations. An unknown actor is an error matching ErrNotFound.
+func (s *Service) ActorEvents(ctx context.Context, id string) ([]HistoryEvent, error) {
+	s.mu.RLock()
+	a, ok := s.state.Actor(id)
+	indices := slices.Clone(s.actorEvents[id])
+	opID, _ := s.state.Operator()
+	s.mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("%w: actor %q is not enrolled", ErrNotFound, id)
+	}
+	out := make([]HistoryEvent, 0, len(indices))
+	for i := len(indices) - 1; i >= 0; i-- {
+		leaf, err := s.leaf(ctx, indices[i])
+		if err != nil {
+			return nil, fmt.Errorf("events of %s: %w", id, err)
+		}
+		e, err := ParseEvent(leaf)
+		if err != nil {
+			return nil, fmt.Errorf("events of %s: event %d: %w", id, indices[i], err)
+		}
+		he := HistoryEvent{Applied: Applied{Index: indices[i], LeafHash: merkle.LeafHash(leaf), Event: e, Role: a.Role}, ActorName: a.Name}
+		if e.Actor == opID {
+			he.Role, he.ActorName = RoleOperator, ""
+		}
+		out = append(out, he)
+	}
+	return out, nil
+}
+
 // Trust returns what the Service's bundles are made for: the log origin,
 // the log key and the operator key.
 func (s *Service) Trust() Trust { return s.trust }

@@ -70,6 +70,8 @@ var messages = map[string][2]string{
 	"k.receive":         {"Received", "接收"},
 	"k.dispute":         {"Problem reported", "报告问题"},
 	"k.ruling":          {"Ruling by the operator", "运营方裁决"},
+	"k.enroll":          {"Enrolled by the operator", "由运营方登记入册"},
+	"k.revoke":          {"Key revoked by the operator", "密钥被运营方吊销"},
 	"to":                {"to", "交给"},
 	"at":                {"in", "地点"},
 	"role.manufacturer": {"manufacturer", "制造商"},

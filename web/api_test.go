@@ -183,6 +183,16 @@ func TestPages(t *testing.T) {
 	if src, _ := doc(t, body).Find(`[data-testid="label"] img`).Attr("src"); src != "/qr/01/"+gtin+"/21/PG1.svg" {
 		t.Errorf("label QR %q", src)
 	}
+	// The maker's page lists what it signed, newest first, and its
+	// enrollment last.
+	_, body = e.get("/actors/maker")
+	rows := doc(t, body).Find(`[data-testid="event"]`)
+	if rows.Length() < 2 || !strings.Contains(rows.Last().Text(), "Enrolled by the operator") {
+		t.Errorf("maker's page lists %d events, the last %q", rows.Length(), strings.Join(strings.Fields(rows.Last().Text()), " "))
+	}
+	if doc(t, body).Find(`[data-testid="no-listing"]`).Length() != 0 {
+		t.Error("maker's page still says events cannot be listed")
+	}
 }
 
 func TestAssets(t *testing.T) {

@@ -49,8 +49,9 @@ func (s *Server) manufacturer(c *gin.Context) {
 	s.render(c, http.StatusOK, "manufacturer", templates.ManufacturerPage(v))
 }
 
-// actorPage renders the public page of one actor. The Service cannot list
-// an actor's events, so the page shows its enrollment and says so.
+// actorPage renders the public page of one actor: its enrollment, and its
+// latest events (what it signed, its enrollments and revocations), so that
+// it can review its own activity and spot misuse of its key.
 func (s *Server) actorPage(c *gin.Context) {
 	id := c.Param("id")
 	if err := provenance.CheckActorID(id); err != nil {
@@ -79,6 +80,38 @@ func (s *Server) actorPage(c *gin.Context) {
 		if k.Revoked {
 			v.Revoked, v.RevokedAt = true, k.To
 		}
+	}
+	events, err := s.cfg.Service.ActorEvents(c.Request.Context(), id)
+	if err != nil {
+		s.internalPage(c, fmt.Errorf("actor page of %s: %w", id, err))
+		return
+	}
+	v.EventsListed = true
+	for _, he := range events {
+		e := he.Event
+		row := templates.EventRow{
+			Index: he.Index,
+			Time:  e.Time,
+			Kind:  string(e.Kind),
+			Actor: templates.ActorInfo{ID: e.Actor, Name: he.ActorName, Role: string(he.Role)},
+			Place: e.Place,
+			Proof: templates.ProofInfo{LeafIndex: he.Index, LeafHash: he.LeafHash.String()},
+		}
+		switch {
+		case e.Kind.IsItemEvent():
+			row.Detail = e.Item.String()
+		case e.Enroll != nil:
+			row.Detail = e.Enroll.Name + " (" + string(e.Enroll.Role) + ")"
+		case e.Revoke != nil:
+			row.Detail = e.Revoke.Reason
+		}
+		if e.Handoff != nil && e.Handoff.To != "" {
+			row.To = e.Handoff.To
+		}
+		if e.Actor != provenance.BuyerID && e.Actor != "" && he.Role != provenance.RoleOperator {
+			row.Actor.URL = "/actors/" + e.Actor
+		}
+		v.Events = append(v.Events, row)
 	}
 	s.render(c, http.StatusOK, "actor", templates.ActorPage(v))
 }

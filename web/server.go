@@ -29,6 +29,7 @@ type Service interface {
 	Item(ctx context.Context, id provenance.ItemID) (provenance.ItemView, error)
 	Bundle(ctx context.Context, id provenance.ItemID) ([]byte, error)
 	Actor(ctx context.Context, id string) (provenance.ActorState, error)
+	ActorEvents(ctx context.Context, id string) ([]provenance.HistoryEvent, error)
 	Trust() provenance.Trust
 }
 

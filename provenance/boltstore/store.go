@@ -2,7 +2,7 @@
 // the embedded log (merkle/boltlog) or in a file of its own.
 //
 // Everything is kept under one top-level bucket, "provenance-index", as JSON
-// records: actors by id, items by Digital Link path, used claims by hash,
+// records: actors by id, each actor's latest events, items by Digital Link path, used claims by hash,
 // refused log positions by index, and the applied position. A Save is one
 // bbolt transaction, so the saved index is always the replay of some prefix
 // of the log; the Service replays the rest on open.
@@ -23,6 +23,7 @@ const (
 	rootBucket    = "provenance-index"
 	metaBucket    = "meta"
 	actorBucket   = "actors"
+	actorEvBucket = "actor-events"
 	itemBucket    = "items"
 	claimBucket   = "claims"
 	refusedBucket = "refused"
@@ -53,7 +54,7 @@ func create(tx *bbolt.Tx) error {
 	if err != nil {
 		return err
 	}
-	for _, name := range []string{metaBucket, actorBucket, itemBucket, claimBucket, refusedBucket} {
+	for _, name := range []string{metaBucket, actorBucket, actorEvBucket, itemBucket, claimBucket, refusedBucket} {
 		if _, err := root.CreateBucketIfNotExists([]byte(name)); err != nil {
 			return err
 		}
@@ -89,6 +90,16 @@ func (s *Store) Load(ctx context.Context) (provenance.Snapshot, error) {
 				return fmt.Errorf("actor %q: %w", k, err)
 			}
 			snap.Actors = append(snap.Actors, a)
+			return nil
+		}); err != nil {
+			return err
+		}
+		if err := bucket(tx, actorEvBucket).ForEach(func(k, v []byte) error {
+			a := provenance.ActorEvents{ID: string(k)}
+			if err := json.Unmarshal(v, &a.Events); err != nil {
+				return fmt.Errorf("events of actor %q: %w", k, err)
+			}
+			snap.ActorEvents = append(snap.ActorEvents, a)
 			return nil
 		}); err != nil {
 			return err
@@ -148,6 +159,15 @@ func (s *Store) Save(ctx context.Context, d provenance.Delta) error {
 				return err
 			}
 			if err := bucket(tx, actorBucket).Put([]byte(a.ID), v); err != nil {
+				return err
+			}
+		}
+		for _, a := range d.ActorEvents {
+			v, err := json.Marshal(a.Events)
+			if err != nil {
+				return err
+			}
+			if err := bucket(tx, actorEvBucket).Put([]byte(a.ID), v); err != nil {
 				return err
 			}
 		}

@@ -9,6 +9,21 @@
 //	log.key       the log's signer key (0600): signs checkpoints
 //	operator.key  the operator's signer key (0600): signs enrollments, revocations, rulings
 //	provtrail.db  the bbolt file: the log and the index
+//	trillian-tree with the Trillian backend only: the tree the index was built from
+//
+// # Log backends
+//
+// The log is the embedded one in provtrail.db (the default), or a Trillian
+// tree ([LogConfig]): then provtrail.db holds only this directory's index
+// and scan counts, replayed from the tree, and every replica of the tree
+// has a directory of its own holding copies of one origin, log.key and
+// operator.key. Open records in the tree's description a fingerprint of
+// the origin and the two verifier keys, and refuses a directory whose
+// fingerprint differs: checkpoints over one tree must be signed by one
+// key, and every replica must check enrollments against one operator key
+// to reach the same state. It also refuses to point a directory at
+// another tree, or an embedded log's directory at a tree: the index would
+// describe another log.
 package datadir
 
 import (
@@ -20,6 +35,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/provtrail/provtrail/merkle"
 	"github.com/provtrail/provtrail/merkle/boltlog"
@@ -39,16 +55,26 @@ type Config struct {
 	// one it must be empty or equal the stored origin.
 	Origin string
 	Logger *slog.Logger
+	// Log says where the log lives; the zero value is the embedded log.
+	Log LogConfig
+	// PollInterval is how often the Service looks for leaves other
+	// replicas appended; 0 is the Service's default (1s).
+	PollInterval time.Duration
 }
 
 // A Node is an open data directory.
 type Node struct {
-	DB       *bbolt.DB
-	Log      *boltlog.Log
+	DB *bbolt.DB
+	// Log is the embedded *boltlog.Log or a *trillianlog.Log.
+	Log      merkle.Log
 	Store    *boltstore.Store
 	Service  *provenance.Service
 	Trust    provenance.Trust
 	Operator note.Signer // the operator's signer
+	// Backend describes the log: "bolt", or "trillian tree ID at host:port".
+	Backend string
+
+	closers []func() error // the log's, in the order to call them
 }
 
 // Open opens the data directory, creating it (with fresh keys) if it does
@@ -75,32 +101,64 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := bindBackend(cfg.Dir, cfg.Log); err != nil {
+		return nil, err
+	}
 	db, err := boltlog.OpenDB(filepath.Join(cfg.Dir, "provtrail.db"))
 	if err != nil {
 		return nil, err
 	}
 	n := &Node{DB: db, Operator: opSigner, Trust: provenance.Trust{Origin: origin, LogKey: logKey, OperatorKey: opKey}}
-	if n.Log, err = boltlog.Open(ctx, boltlog.Config{DB: db, Origin: origin, Signer: logSigner, Logger: cfg.Logger}); err != nil {
-		db.Close()
+	defer func() {
+		if n.Service == nil {
+			n.closeLog()
+			db.Close()
+		}
+	}()
+	if err := n.openLog(ctx, cfg, logSigner); err != nil {
 		return nil, err
 	}
 	if n.Store, err = boltstore.Open(db); err != nil {
-		n.Log.Close()
-		db.Close()
 		return nil, err
 	}
-	n.Service, err = provenance.NewService(ctx, provenance.ServiceConfig{Log: n.Log, Store: n.Store, Trust: n.Trust, Logger: cfg.Logger})
+	svc, err := provenance.NewService(ctx, provenance.ServiceConfig{
+		Log: n.Log, Store: n.Store, Trust: n.Trust, Logger: cfg.Logger, PollInterval: cfg.PollInterval,
+	})
 	if err != nil {
-		n.Log.Close()
-		db.Close()
 		return nil, err
 	}
+	n.Service = svc
 	return n, nil
+}
+
+// openLog opens the log cfg.Log names.
+func (n *Node) openLog(ctx context.Context, cfg Config, signer note.Signer) error {
+	switch cfg.Log.Backend {
+	case "", BackendBolt:
+		l, err := boltlog.Open(ctx, boltlog.Config{DB: n.DB, Origin: n.Trust.Origin, Signer: signer, Logger: cfg.Logger})
+		if err != nil {
+			return err
+		}
+		n.Log, n.Backend, n.closers = l, BackendBolt, []func() error{l.Close}
+		return nil
+	case BackendTrillian:
+		return n.openTrillian(ctx, cfg.Log, signer, cfg.Logger)
+	}
+	return fmt.Errorf("log backend %q: want %q or %q", cfg.Log.Backend, BackendBolt, BackendTrillian)
+}
+
+func (n *Node) closeLog() error {
+	var errs []error
+	for _, c := range n.closers {
+		errs = append(errs, c())
+	}
+	n.closers = nil
+	return errors.Join(errs...)
 }
 
 // Close closes the Service (saving the index), the log and the database.
 func (n *Node) Close() error {
-	return errors.Join(n.Service.Close(), n.Log.Close(), n.DB.Close())
+	return errors.Join(n.Service.Close(), n.closeLog(), n.DB.Close())
 }
 
 // loadOrigin returns the directory's origin, recording want as the origin

@@ -3,7 +3,10 @@
 // and keys that verifiers pin.
 //
 // It serves one data directory (--data, made on first start with fresh log
-// and operator keys), prints the listening URL, the origin and the
+// and operator keys). The log is embedded in it (--log bolt), or is a tree
+// of a Trillian log server that several provd replicas share (--log
+// trillian --trillian-addr host:port --trillian-tree ID; see
+// docs/scale-out.md). provd prints the listening URL, the origin and the
 // verifier keys, and stops gracefully on SIGINT or SIGTERM. --demo fills
 // the log with demo actors and items and prints a history page to open.
 // Every flag has an environment variable (PROVD_ADDR for --addr, ...);
@@ -69,6 +72,15 @@ type Config struct {
 	WebhookBackoff    time.Duration
 	LogFormat         string // "json" or "text"
 	ShutdownTimeout   time.Duration
+	// Log is the log backend: "bolt" (the embedded log in the data
+	// directory) or "trillian" (a tree of a Trillian log server, shared
+	// by replicas).
+	Log          string
+	TrillianAddr string // trillian_log_server's gRPC address, host:port
+	TrillianTree int64  // the Trillian tree ID
+	// PollInterval is how often the log is read for leaves other replicas
+	// appended.
+	PollInterval time.Duration
 }
 
 // parseConfig reads args, with defaults from the environment.
@@ -125,6 +137,21 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	fs.StringVar(&cfg.WebhookSecretFile, "webhook-secret-file", env("PROVD_WEBHOOK_SECRET_FILE", ""), "the `file` (mode 0600) holding the webhooks' HMAC secret (PROVD_WEBHOOK_SECRET_FILE)")
 	fs.IntVar(&cfg.WebhookAttempts, "webhook-attempts", envInt("PROVD_WEBHOOK_ATTEMPTS", 6), "tries per webhook delivery (PROVD_WEBHOOK_ATTEMPTS)")
 	fs.DurationVar(&cfg.WebhookBackoff, "webhook-backoff", envDuration("PROVD_WEBHOOK_BACKOFF", 2*time.Second), "wait before the first webhook retry, doubling after (PROVD_WEBHOOK_BACKOFF)")
+	envInt64 := func(name string) int64 {
+		v := getenv(name)
+		if v == "" {
+			return 0
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil && envErr == nil {
+			envErr = fmt.Errorf("%s=%q: not a number", name, v)
+		}
+		return n
+	}
+	fs.StringVar(&cfg.Log, "log", env("PROVD_LOG", "bolt"), "the log `backend`: bolt (embedded in the data directory) or trillian (a Trillian tree shared by replicas) (PROVD_LOG)")
+	fs.StringVar(&cfg.TrillianAddr, "trillian-addr", env("PROVD_TRILLIAN_ADDR", ""), "with --log trillian: the gRPC `address` of trillian_log_server, host:port (PROVD_TRILLIAN_ADDR)")
+	fs.Int64Var(&cfg.TrillianTree, "trillian-tree", envInt64("PROVD_TRILLIAN_TREE"), "with --log trillian: the `ID` of the LOG tree, as createtree printed it (PROVD_TRILLIAN_TREE)")
+	fs.DurationVar(&cfg.PollInterval, "poll-interval", envDuration("PROVD_POLL_INTERVAL", time.Second), "how often the log is read for events other replicas appended (PROVD_POLL_INTERVAL)")
 	fs.StringVar(&cfg.LogFormat, "log-format", env("PROVD_LOG_FORMAT", "json"), "log `format` on stderr: json or text (PROVD_LOG_FORMAT)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", envDuration("PROVD_SHUTDOWN_TIMEOUT", 15*time.Second), "how long requests in flight may take to finish at shutdown (PROVD_SHUTDOWN_TIMEOUT)")
 	if envErr != nil {
@@ -186,6 +213,32 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--log-format %q: want json or text", c.LogFormat)
 	case c.ShutdownTimeout <= 0:
 		return fmt.Errorf("--shutdown-timeout %v: must be positive", c.ShutdownTimeout)
+	case c.PollInterval <= 0:
+		return fmt.Errorf("--poll-interval %v: must be positive", c.PollInterval)
+	}
+	return c.validateLog()
+}
+
+// validateLog checks the log backend's settings.
+func (c Config) validateLog() error {
+	switch c.Log {
+	case "bolt":
+		if c.TrillianAddr != "" || c.TrillianTree != 0 {
+			return errors.New("--trillian-addr and --trillian-tree need --log trillian")
+		}
+		return nil
+	case "trillian":
+	default:
+		return fmt.Errorf("--log %q: want bolt or trillian", c.Log)
+	}
+	if c.TrillianAddr == "" {
+		return errors.New("--log trillian needs --trillian-addr, the gRPC address of trillian_log_server")
+	}
+	if _, port, err := net.SplitHostPort(c.TrillianAddr); err != nil || port == "" {
+		return fmt.Errorf("--trillian-addr %q: want host:port, e.g. 127.0.0.1:8090", c.TrillianAddr)
+	}
+	if c.TrillianTree <= 0 {
+		return fmt.Errorf("--log trillian needs --trillian-tree, the ID of a LOG tree (createtree --tree_type=LOG prints it); have %d", c.TrillianTree)
 	}
 	return nil
 }

@@ -24,7 +24,9 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	trillianHarness.Stop()
+	os.Exit(code)
 }
 
 // TestServe submits events over HTTP, shuts down with a request in

@@ -42,7 +42,10 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 		base = "http://" + ln.Addr().String()
 	}
 
-	node, err := datadir.Open(ctx, datadir.Config{Dir: cfg.DataDir, Origin: cfg.Origin, Logger: logger})
+	node, err := datadir.Open(ctx, datadir.Config{
+		Dir: cfg.DataDir, Origin: cfg.Origin, Logger: logger, PollInterval: cfg.PollInterval,
+		Log: datadir.LogConfig{Backend: cfg.Log, TrillianAddr: cfg.TrillianAddr, TrillianTree: cfg.TrillianTree},
+	})
 	if errors.Is(err, bbolt.ErrTimeout) {
 		return fmt.Errorf("data directory %s is in use by another process (another provd, or prov?)", cfg.DataDir)
 	}
@@ -72,7 +75,11 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 		}
 	}
 
-	handler, err := web.New(web.Config{Service: node.Service, Log: node.Log, Scans: scans, BaseURL: base, Logger: logger})
+	var svc web.Service = node.Service
+	if cfg.Log == "trillian" {
+		svc = replicaService{Service: node.Service, log: node.Log}
+	}
+	handler, err := web.New(web.Config{Service: svc, Log: node.Log, Scans: scans, BaseURL: base, Logger: logger})
 	if err != nil {
 		return err
 	}
@@ -99,8 +106,8 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 	if base != url {
 		fmt.Fprintf(stdout, "public base URL   %s\n", base)
 	}
-	fmt.Fprintf(stdout, "data directory    %s\norigin            %s\nlog key           %s\noperator key      %s\n",
-		cfg.DataDir, t.Origin, t.LogKey, t.OperatorKey)
+	fmt.Fprintf(stdout, "data directory    %s\nlog               %s\norigin            %s\nlog key           %s\noperator key      %s\n",
+		cfg.DataDir, node.Backend, t.Origin, t.LogKey, t.OperatorKey)
 	fmt.Fprintln(stdout, "(verifiers pin the origin and both keys: prov keys --server URL --out keys.policy)")
 	for _, d := range demoLinks {
 		fmt.Fprintf(stdout, "demo item (%s): %s\n", d.what, d.link(base))
@@ -108,7 +115,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 	if len(demoLinks) > 0 {
 		fmt.Fprintf(stdout, "open the history page of a delivered item: %s\n", demoLinks[0].link(base))
 	}
-	logger.Info("provd started", "addr", ln.Addr().String(), "base_url", base, "data", cfg.DataDir,
+	logger.Info("provd started", "addr", ln.Addr().String(), "base_url", base, "data", cfg.DataDir, "log", node.Backend,
 		"origin", t.Origin, "log_key", t.LogKey, "operator_key", t.OperatorKey, "webhooks", len(cfg.Webhooks))
 
 	g, gctx := errgroup.WithContext(ctx)

@@ -150,6 +150,37 @@ var messages = map[string][2]string{
 	"actor.events":     {"Recent events", "最近事件"},
 	"actor.no.listing": {"This server does not list an actor's events yet. Each item's history page shows who handled it.", "本服务器暂不支持列出参与方的事件。每件商品的履历页会显示经手方。"},
 	"actor.no.events":  {"No events yet.", "暂无事件。"},
+
+	// Offline verifier page.
+	"title.verify":      {"Verify a proof bundle", "验证证明包"},
+	"vp.intro":          {"This page checks an item's proof bundle entirely in this browser, against the keys you pin below: every signature, inclusion proof and custody rule. Once loaded it needs no network, and it trusts nothing the server says.", "此页面完全在本浏览器中、用您在下方固定的公钥校验商品的证明包：每个签名、每个包含证明和每条流转规则。页面加载后无需网络，也不信任服务器所说的任何内容。"},
+	"vp.needs.js":       {"Checking a bundle needs JavaScript. Without it, use the command line: prov verify --bundle FILE --policy FILE.", "校验证明包需要 JavaScript。没有 JavaScript 时，请使用命令行：prov verify --bundle FILE --policy FILE。"},
+	"vp.bundle":         {"Proof bundle", "证明包"},
+	"vp.file":           {"Choose a bundle file", "选择证明包文件"},
+	"vp.drop":           {"Or drop the file onto this box.", "或把文件拖放到此框中。"},
+	"vp.paste":          {"Or paste the bundle's text", "或粘贴证明包文本"},
+	"vp.keys.note":      {"These keys are prefilled from this server's /keys, so they prove nothing about this server. A careful user replaces them with the keys the operator published elsewhere (a website, a printed leaflet) before checking.", "这些公钥预填自本服务器的 /keys，因此不能证明本服务器可信。谨慎的用户会在校验前，把它们替换为运营方在别处（网站、随货印刷的说明）公布的公钥。"},
+	"vp.button":         {"Verify in this browser", "在本浏览器中验证"},
+	"vp.checking":       {"Checking signatures and proofs in this browser…", "正在本浏览器中校验签名和证明……"},
+	"vp.ok":             {"Verified", "验证通过"},
+	"vp.fail":           {"Verification failed", "验证失败"},
+	"vp.load.fail":      {"Could not load the bundle", "无法加载证明包"},
+	"vp.events":         {"%d events of %s", "%[2]s 的 %[1]d 个事件"},
+	"vp.checkpoint":     {"Checkpoint", "检查点"},
+	"vp.actors":         {"Actors", "参与方"},
+	"vp.save.title":     {"Keep this verifier", "保存此验证器"},
+	"vp.save.help":      {"Download this page as one HTML file: it holds the verifier code and works from disk, with no network and no server.", "把此页面下载为单个 HTML 文件：它包含验证代码，可从本地磁盘打开使用，无需网络和服务器。"},
+	"vp.save":           {"Save this page (one HTML file)", "保存此页面（单个 HTML 文件）"},
+	"vp.bad.bundle.url": {"?bundle= must be a path on this server (starting with /): %s", "?bundle= 必须是本服务器上的路径（以 / 开头）：%s"},
+
+	// Label signatures (GS1 AI 8030).
+	"label.title":       {"Label signature", "标签签名"},
+	"label.ok":          {"Label signed by %s (checked)", "标签由 %s 签名（已校验）"},
+	"label.bad":         {"Label signature does not match: this label may be a copy", "标签签名不符：此标签可能是复制的"},
+	"label.help":        {"The code on this label carries the manufacturer's signature over this item's number (GS1 AI 8030), checked against the key the operator enrolled for the manufacturer.", "此标签上的代码带有制造商对该商品编号的签名（GS1 AI 8030），已用运营方为该制造商登记的公钥校验。"},
+	"label.recheck.ok":  {"Re-checked in this browser: the signature matches the manufacturer's key.", "已在本浏览器中重新校验：签名与制造商公钥相符。"},
+	"label.recheck.bad": {"Re-checked in this browser: the signature does not match the manufacturer's key.", "已在本浏览器中重新校验：签名与制造商公钥不符。"},
+	"label.bad.form":    {"The label signature (?8030=) is malformed: %s", "标签签名（?8030=）格式错误：%s"},
 }
 
 // T returns the text of key in language l (English for an unknown

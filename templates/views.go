@@ -115,6 +115,10 @@ type HistoryView struct {
 	Pending      bool   // a handoff is pending (to InTransitTo, or to a buyer if PendingClaim)
 	Status       string // the item's status as the log has it: in custody, in transit, delivered, disputed
 	EPCISURL     string // EPCIS 2.0 export of the history
+
+	// Label is the check of the label's signature (?8030=), nil when the
+	// page was opened without one.
+	Label *LabelCheck
 }
 
 // ProblemView is the page for a code that is not valid (400) or not
@@ -183,4 +187,38 @@ type LabelsView struct {
 	Labels []Label
 	// Max is the most labels one sheet request may hold.
 	Max int
+}
+
+// VerifyView is the offline verifier page: a proof bundle (file, drop,
+// paste, or ?bundle= from this origin) checked in the browser against
+// keys the user pins, with verify.js.
+type VerifyView struct {
+	Page
+	// Keys prefill the pinned keys: this server's /keys. The page says a
+	// careful user pastes keys published elsewhere instead.
+	Keys KeysInfo
+	// BundleURL is a same-origin path the page loads a bundle from, "" for
+	// none (?bundle=).
+	BundleURL string
+	// StandaloneURL downloads the page as one self-contained HTML file.
+	StandaloneURL string
+	// Standalone renders that file: the stylesheet and the scripts inline
+	// (CSP allows them by hash), no link to anything.
+	Standalone bool
+	Style      string // the stylesheet, inline (Standalone)
+	Script     string // verify.js and the page glue, inline (Standalone)
+	CSP        string // the meta Content-Security-Policy (Standalone)
+}
+
+// LabelCheck is the outcome of checking a label's AI 8030 signature
+// against the enrolled key of the item's manufacturer.
+type LabelCheck struct {
+	Signature    string // the ?8030= value as given
+	OK           bool
+	Manufacturer string // display name of the manufacturer
+	Reason       string // why it failed, when !OK
+	// For the page's own re-check in the browser: the signed text and the
+	// manufacturer's verifier key the server checked against.
+	Text string
+	Key  string
 }

@@ -29,9 +29,14 @@ func (s *Server) routes() {
 
 	// The GS1 Digital Link resolver: every path under /01/ is parsed here,
 	// so that malformed codes get a page saying what is wrong.
-	e.GET("/01/*rest", s.resolve)
-	e.GET("/qr/01/:gtin/21/:file", s.qr)
+	// With ?8030= (a signed label), the page checks the label's signature
+	// and the QR route encodes only a signature that verifies (label.go).
+	e.GET("/01/*rest", s.resolveLabeled)
+	e.GET("/qr/01/:gtin/21/:file", s.qrLabeled)
 	e.GET("/labels", s.labels)
+	// The offline verifier, and the same as one HTML file to keep.
+	e.GET("/verify", s.verifyPage)
+	e.GET("/verify/standalone.html", s.verifyStandalone)
 
 	e.GET("/courier", s.courier)
 	e.GET("/manufacturer", s.manufacturer)

@@ -194,6 +194,7 @@ func (e *env) verbs() []verb {
 		keygenVerb(), enrollVerb(), revokeVerb(), registerVerb(), handoffVerb(), receiveVerb(),
 		disputeVerb(), rulingVerb(), historyVerb(), bundleVerb(), verifyVerb(), keysVerb(), rebuildVerb(), webhooksVerb(),
 		monitorVerb(), witnessVerb(),
+		labelSignVerb(), verifyLabelVerb(),
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -477,5 +478,35 @@ func TestLogConfig(t *testing.T) {
 				t.Errorf("error %v, want one saying %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestSubmitLatency times sequential POSTs of events (enrollments) to a
+// Trillian replica and to provd on the embedded log, and logs the median
+// and 90th percentile: the figures of docs/scale-out.md (go test -v -run
+// SubmitLatency ./cmd/provd).
+func TestSubmitLatency(t *testing.T) {
+	c := trillianHarness.Cluster(t)
+	const n = 40
+	for _, backend := range []string{"trillian", "bolt"} {
+		dir := filepath.Join(t.TempDir(), backend)
+		var s *server
+		if backend == "trillian" {
+			s = startProvd(t, dir, replicaArgs(c, c.NewTree(t))...)
+		} else {
+			s = startProvd(t, dir)
+		}
+		k := newKeys(t, dir)
+		s.submit(k.enroll("warm-up", provenance.RoleCourier))
+		var took []time.Duration
+		for i := range n {
+			leaf := k.enroll(fmt.Sprintf("courier-%d", i), provenance.RoleCourier)
+			start := time.Now()
+			s.submit(leaf)
+			took = append(took, time.Since(start))
+		}
+		slices.Sort(took)
+		t.Logf("%s: %d sequential Submits over HTTP: median %v, p90 %v, max %v", backend, n,
+			took[n/2].Round(100*time.Microsecond), took[n*9/10].Round(100*time.Microsecond), took[n-1].Round(100*time.Microsecond))
 	}
 }

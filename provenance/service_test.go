@@ -597,3 +597,39 @@ func BenchmarkSubmit(b *testing.B) {
 	wg.Wait()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
 }
+
+// TestServiceCatchesUpBeforeRefusing gives a second Service (a replica with
+// its own index) the same log, polling it only hourly: an event that
+// depends on one the first Service just appended is checked against the
+// whole log, not refused for the replica's lag.
+func TestServiceCatchesUpBeforeRefusing(t *testing.T) {
+	w := newWorld(t)
+	db2, err := boltlog.OpenDB(filepath.Join(t.TempDir(), "replica.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db2.Close()
+	store2, err := boltstore.Open(db2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := w.config()
+	cfg.Store = store2
+	replica, err := provenance.NewService(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer replica.Close()
+
+	w.ok(w.enroll("acme", provenance.RoleManufacturer))
+	w.ok(w.enroll("swift", provenance.RoleCourier))
+	item := w.newItem()
+	w.ok(w.register("acme", item))
+	if _, err := replica.Submit(t.Context(), w.handoff("acme", item, provenance.Handoff{To: "swift"})); err != nil {
+		t.Fatalf("the replica refused an event the log allows: %v", err)
+	}
+	// What the whole log refuses is still refused.
+	if _, err := replica.Submit(t.Context(), w.register("acme", item)); !errors.Is(err, provenance.ErrAlreadyRegistered) {
+		t.Fatalf("double registration through the replica: %v", err)
+	}
+}

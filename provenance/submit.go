@@ -32,15 +32,12 @@ func (s *Service) Submit(ctx context.Context, leaf []byte) (Receipt, error) {
 	defer lock.Unlock()
 
 	leafHash := merkle.LeafHash(leaf)
-	// Checking is CPU work (an Ed25519 verification): run no more checks
-	// at once than there are CPUs, so that the log's committer and the
-	// applier, which everyone waits for, are not queued behind them.
-	s.cpu <- struct{}{}
-	s.mu.RLock()
-	err = s.state.Precheck(s.state.Next(), checked)
-	dup, isDup := s.acceptedIndex(e, leafHash)
-	s.mu.RUnlock()
-	<-s.cpu
+	dup, isDup, err := s.precheck(checked, leafHash)
+	if err != nil && !isDup && s.catchUpWithLog(ctx) {
+		// The index lagged the log (another replica of a shared log wrote
+		// to it): refuse only what the whole log refuses.
+		dup, isDup, err = s.precheck(checked, leafHash)
+	}
 	if err != nil {
 		if isDup {
 			r, err := s.receipt(ctx, dup, leafHash)
@@ -83,6 +80,41 @@ func (s *Service) Submit(ctx context.Context, leaf []byte) (Receipt, error) {
 		return Receipt{}, refusal
 	}
 	return s.receipt(ctx, index, leafHash)
+}
+
+// precheck checks a parsed leaf against the index, and finds the accepted
+// event it repeats, if it is a retry.
+func (s *Service) precheck(checked *Checked, leafHash merkle.Hash) (dup uint64, isDup bool, err error) {
+	// Checking is CPU work (an Ed25519 verification): run no more checks
+	// at once than there are CPUs, so that the log's committer and the
+	// applier, which everyone waits for, are not queued behind them.
+	s.cpu <- struct{}{}
+	defer func() { <-s.cpu }()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	err = s.state.Precheck(s.state.Next(), checked)
+	dup, isDup = s.acceptedIndex(checked.Event(), leafHash)
+	return dup, isDup, err
+}
+
+// catchUpWithLog applies the log up to its latest checkpoint if the index
+// is behind it, and reports whether it was.
+func (s *Service) catchUpWithLog(ctx context.Context) bool {
+	cp, err := s.log.Checkpoint(ctx)
+	if err != nil {
+		return false
+	}
+	s.mu.RLock()
+	behind := s.applied < cp.Size
+	s.mu.RUnlock()
+	if !behind {
+		return false
+	}
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+	return s.waitApplied(ctx, cp.Size-1) == nil
 }
 
 // lockKey names what an event must be serialized with: its item, or the

@@ -75,11 +75,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 		}
 	}
 
-	var svc web.Service = node.Service
-	if cfg.Log == "trillian" {
-		svc = replicaService{Service: node.Service, log: node.Log}
-	}
-	handler, err := web.New(web.Config{Service: svc, Log: node.Log, Scans: scans, BaseURL: base, Logger: logger})
+	handler, err := web.New(web.Config{Service: node.Service, Log: node.Log, Scans: scans, BaseURL: base, Logger: logger})
 	if err != nil {
 		return err
 	}

@@ -92,6 +92,7 @@ var messages = map[string][2]string{
 	"verify.help":       {"Your phone can check every signature and proof above against the pinned keys, without trusting this server.", "您的手机可以用固定公钥校验以上所有签名和证明，无需信任本服务器。"},
 	"verify.button":     {"Verify on this phone", "在本机验证"},
 	"download":          {"Download proof bundle", "下载证明包"},
+	"verify.page.link":  {"Check it with the offline verifier, and your own keys", "用离线验证器和您自己的公钥校验"},
 	"epcis":             {"EPCIS 2.0 export", "EPCIS 2.0 导出"},
 	"claim.title":       {"I received this item", "我已收到此商品"},
 	"claim.help":        {"Enter the claim code the seller gave you. Your receipt is signed on this phone and recorded in the log.", "输入卖家给您的领取码。您的收货确认会在本机签名并记入日志。"},

@@ -138,6 +138,10 @@ func TestHistoryPage(t *testing.T) {
 	if dl, ok := d.Find(`[data-testid="download-bundle"]`).Attr("download"); !ok {
 		t.Errorf("download attribute missing (%q)", dl)
 	}
+	bundleURL, _ := d.Find(`[data-testid="download-bundle"]`).Attr("href")
+	if href, _ := d.Find(`[data-testid="verify-page"]`).Attr("href"); href != "/verify?bundle="+bundleURL {
+		t.Errorf("offline verifier link %q, want /verify?bundle=%s", href, bundleURL)
+	}
 	if d.Find(`script[src="/assets/verify.js"][defer]`).Length() != 1 {
 		t.Error("verify.js not loaded")
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -75,15 +76,29 @@ func (l *testLog) prove(ctx context.Context, old uint64) ([]merkle.Hash, error) 
 	return l.log.ConsistencyProof(ctx, old, cp.Size)
 }
 
-// newWitness returns a witness of logVkey served by httptest, its
-// cosignature verifier key, and its state path.
+// newWitness returns a witness of logVkey with a fresh key, served by
+// httptest, and its cosignature verifier key.
 func newWitness(t *testing.T, logVkey, statePath string) (*httptest.Server, string) {
 	t.Helper()
-	skey, vkey, err := note.GenerateKey(nil, "witness.test/w1")
+	skeyPath := filepath.Join(t.TempDir(), "witness.key")
+	if _, err := merkle.CreateKeyFile(skeyPath, "witness.test/w1"); err != nil {
+		t.Fatal(err)
+	}
+	return newWitnessFromKey(t, skeyPath, logVkey, statePath)
+}
+
+func newWitnessFromKey(t *testing.T, skeyPath, logVkey, statePath string) (*httptest.Server, string) {
+	t.Helper()
+	b, err := os.ReadFile(skeyPath)
 	if err != nil {
 		t.Fatal(err)
 	}
+	skey := strings.TrimSpace(string(b))
 	s, err := fnote.NewSignerForCosignatureV1(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vkey, err := merkle.VerifierKey(skey)
 	if err != nil {
 		t.Fatal(err)
 	}

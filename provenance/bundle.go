@@ -27,6 +27,9 @@ type Trust struct {
 	Origin      string
 	LogKey      string // the log's signed-note verifier key (checkpoints)
 	OperatorKey string // the operator's signed-note verifier key (enrollments, revocations, rulings)
+	// Policy, if set, is a C2SP tlog-policy the checkpoint must meet too:
+	// the witness cosignatures its quorum requires.
+	Policy *merkle.Policy
 }
 
 // A BundleEntry is one log entry for a bundle: its index, its leaf and
@@ -212,6 +215,11 @@ func VerifyBundle(bundle []byte, trust Trust) (History, error) {
 	cp, err := merkle.ParseCheckpoint([]byte(b.Checkpoint), trust.Origin, logKey)
 	if err != nil {
 		return fail("%w", err)
+	}
+	if trust.Policy != nil {
+		if _, err := trust.Policy.Verify([]byte(b.Checkpoint)); err != nil {
+			return fail("%w", err)
+		}
 	}
 	item, err := ParseItemID(b.Item)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/provtrail/provtrail/merkle"
 	"github.com/provtrail/provtrail/provenance"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -15,12 +16,13 @@ import (
 //
 //	log <vkey> [<url>]     the log; the key's name is its origin (exactly one)
 //	operator <vkey>        the operator's key (exactly one; provtrail's extension)
-//	quorum none            no witness cosignatures required (exactly one)
+//	witness <name> <vkey> [<url>], group <name> <k|any|all> <member>...
+//	quorum <name>|none     the witness quorum a checkpoint needs (exactly one)
 //
 // Blank lines and lines starting with '#' are ignored; items are separated
-// by spaces and tabs. witness and group lines, and a quorum other than
-// none, are refused: prov does not check cosignatures yet, and a policy
-// that asks for them must not pass as if it were met.
+// by spaces and tabs. witness and group lines and a quorum other than none
+// are C2SP tlog-policy's: a bundle's checkpoint must then carry the
+// witness cosignatures the quorum requires (merkle.Policy checks them).
 
 // maxPolicySize bounds a policy file.
 const maxPolicySize = 64 << 10
@@ -31,7 +33,8 @@ func parsePolicy(b []byte) (provenance.Trust, error) {
 		return provenance.Trust{}, fmt.Errorf("%d bytes, at most %d", len(b), maxPolicySize)
 	}
 	var t provenance.Trust
-	haveQuorum := false
+	haveQuorum, witnessed := false, false
+	var checkpointPolicy []string // every line but the operator's: the C2SP tlog-policy
 	for n, line := range strings.Split(string(b), "\n") {
 		n++
 		bad := func(format string, args ...any) (provenance.Trust, error) {
@@ -43,6 +46,11 @@ func parsePolicy(b []byte) (provenance.Trust, error) {
 			}
 		}
 		f := strings.FieldsFunc(line, func(r rune) bool { return r == ' ' || r == '\t' })
+		if len(f) > 0 && f[0] != "operator" {
+			checkpointPolicy = append(checkpointPolicy, line)
+		} else {
+			checkpointPolicy = append(checkpointPolicy, "") // keep line numbers
+		}
 		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
 			continue
 		}
@@ -77,12 +85,10 @@ func parsePolicy(b []byte) (provenance.Trust, error) {
 			if haveQuorum {
 				return bad("a second quorum line; a policy has exactly one")
 			}
-			if f[1] != "none" {
-				return bad("quorum %q needs witness cosignatures, which prov does not check yet; only \"quorum none\" is supported", f[1])
-			}
 			haveQuorum = true
+			witnessed = witnessed || f[1] != "none"
 		case "witness", "group":
-			return bad("%s lines are not supported yet: prov does not check witness cosignatures; remove them and use \"quorum none\"", f[0])
+			witnessed = true
 		default:
 			return bad("unknown keyword %q; want log, operator or quorum", f[0])
 		}
@@ -95,11 +101,21 @@ func parsePolicy(b []byte) (provenance.Trust, error) {
 	case !haveQuorum:
 		return provenance.Trust{}, errors.New("no quorum line; the tlog-policy format requires one (write \"quorum none\")")
 	}
+	if witnessed {
+		p, err := merkle.ParsePolicy([]byte(strings.Join(checkpointPolicy, "\n")))
+		if err != nil {
+			return provenance.Trust{}, err
+		}
+		t.Policy = &p
+	}
 	return t, nil
 }
 
 // formatPolicy writes t as a trust policy file that parsePolicy reads.
 func formatPolicy(t provenance.Trust) string {
-	return fmt.Sprintf("# provtrail trust policy for the log %s (c2sp.org/tlog-policy, and an operator line)\n"+
-		"log %s\noperator %s\nquorum none\n", t.Origin, t.LogKey, t.OperatorKey)
+	head := fmt.Sprintf("# provtrail trust policy for the log %s (c2sp.org/tlog-policy, and an operator line)\n", t.Origin)
+	if t.Policy == nil {
+		return head + fmt.Sprintf("log %s\noperator %s\nquorum none\n", t.LogKey, t.OperatorKey)
+	}
+	return head + "operator " + t.OperatorKey + "\n" + string(t.Policy.Format())
 }

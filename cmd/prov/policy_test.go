@@ -24,9 +24,9 @@ func TestParsePolicy(t *testing.T) {
 		{"no quorum", "log " + logKey + "\noperator " + opKey + "\n", "no quorum line"},
 		{"two logs", "log " + logKey + "\nlog " + newVKey(t, "other/log") + "\noperator " + opKey + "\nquorum none\n", "line 2: a second log line"},
 		{"two quorums", "log " + logKey + "\noperator " + opKey + "\nquorum none\nquorum none\n", "line 4: a second quorum line"},
-		{"witness", "log " + logKey + "\noperator " + opKey + "\nwitness w1 " + witness + "\nquorum w1\n", "line 3: witness lines are not supported yet"},
-		{"group", "log " + logKey + "\noperator " + opKey + "\ngroup g any w1\nquorum none\n", "line 3: group lines are not supported yet"},
-		{"quorum of a witness", "log " + logKey + "\noperator " + opKey + "\nquorum w1\n", `line 3: quorum "w1" needs witness cosignatures`},
+		{"witness with a plain key", "log " + logKey + "\noperator " + opKey + "\nwitness w1 " + witness + "\nquorum w1\n", "line 3: witness key is not an Ed25519 cosignature/v1 key"},
+		{"group of nobody", "log " + logKey + "\noperator " + opKey + "\ngroup g any w1\nquorum none\n", `line 3: member "w1" is not defined`},
+		{"quorum of nobody", "log " + logKey + "\noperator " + opKey + "\nquorum w1\n", `line 3: quorum "w1" is not defined`},
 		{"bad log key", "log example.com/log+00000000+AAAA\noperator " + opKey + "\nquorum none\n", "line 1: log key is not a signed-note verifier key"},
 		{"bad operator key", "log " + logKey + "\noperator nonsense\nquorum none\n", "line 2: operator key is not a signed-note verifier key"},
 		{"unknown keyword", "log " + logKey + "\noperator " + opKey + "\ntrust everything\nquorum none\n", `line 3: unknown keyword "trust"`},
@@ -61,6 +61,34 @@ func TestFormatPolicy(t *testing.T) {
 	}
 }
 
+// TestWitnessPolicy reads a policy that requires two witnesses of three.
+func TestWitnessPolicy(t *testing.T) {
+	logKey, opKey := newVKey(t, "example.com/log"), newVKey(t, "operator")
+	text := "log " + logKey + "\noperator " + opKey + "\n"
+	for _, w := range []string{"w1", "w2", "w3"} {
+		text += "witness " + w + " " + newCosigVKey(t, "witness.example/"+w) + " https://" + w + ".example\n"
+	}
+	text += "group two 2 w1 w2 w3\nquorum two\n"
+	trust, err := parsePolicy([]byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if trust.Policy == nil || trust.Policy.Quorum != "two" || len(trust.Policy.Witnesses) != 3 || trust.OperatorKey != opKey || trust.LogKey != logKey {
+		t.Fatalf("parsed %+v", trust)
+	}
+	again, err := parsePolicy([]byte(formatPolicy(trust)))
+	if err != nil || !sameTrust(again, trust) {
+		t.Fatalf("round trip: %+v, %v", again, err)
+	}
+}
+
+func sameTrust(a, b provenance.Trust) bool {
+	if a.Origin != b.Origin || a.LogKey != b.LogKey || a.OperatorKey != b.OperatorKey || (a.Policy == nil) != (b.Policy == nil) {
+		return false
+	}
+	return a.Policy == nil || string(a.Policy.Format()) == string(b.Policy.Format())
+}
+
 func FuzzParsePolicy(f *testing.F) {
 	f.Add("log example.com/log+0e5a6f43+AWk3VUDbpjqqqGUtp4bhwsYw+qdcKcJ7XkHy0dWXMWm6\noperator operator+1f7f3f13+AQTb7Dq/ZJyOUVs7zxbg3a2QFMMwoFXG9HdF3XLwNpLv\nquorum none\n")
 	f.Add("witness w1 x\n")
@@ -73,10 +101,10 @@ func FuzzParsePolicy(f *testing.F) {
 			}
 			return
 		}
-		// What parses is one log, one operator and quorum none, and
-		// prints back as a policy that parses the same.
+		// What parses is one log, one operator and a quorum, and prints
+		// back as a policy that parses the same.
 		again, err := parsePolicy([]byte(formatPolicy(trust)))
-		if err != nil || again != trust {
+		if err != nil || !sameTrust(again, trust) {
 			t.Errorf("round trip of %+v: %+v, %v", trust, again, err)
 		}
 	})

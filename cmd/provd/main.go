@@ -81,6 +81,10 @@ type Config struct {
 	// PollInterval is how often the log is read for leaves other replicas
 	// appended.
 	PollInterval time.Duration
+	// WitnessPolicy is a C2SP tlog-policy file naming witnesses (with
+	// their submission URLs) and a quorum; checkpoints are published only
+	// with their cosignatures.
+	WitnessPolicy string
 }
 
 // parseConfig reads args, with defaults from the environment.
@@ -152,6 +156,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	fs.StringVar(&cfg.TrillianAddr, "trillian-addr", env("PROVD_TRILLIAN_ADDR", ""), "with --log trillian: the gRPC `address` of trillian_log_server, host:port (PROVD_TRILLIAN_ADDR)")
 	fs.Int64Var(&cfg.TrillianTree, "trillian-tree", envInt64("PROVD_TRILLIAN_TREE"), "with --log trillian: the `ID` of the LOG tree, as createtree printed it (PROVD_TRILLIAN_TREE)")
 	fs.DurationVar(&cfg.PollInterval, "poll-interval", envDuration("PROVD_POLL_INTERVAL", time.Second), "how often the log is read for events other replicas appended (PROVD_POLL_INTERVAL)")
+	fs.StringVar(&cfg.WitnessPolicy, "witness-policy", env("PROVD_WITNESS_POLICY", ""), "a C2SP tlog-policy `file` naming witnesses with their URLs and a quorum: publish only checkpoints they cosigned (PROVD_WITNESS_POLICY)")
 	fs.StringVar(&cfg.LogFormat, "log-format", env("PROVD_LOG_FORMAT", "json"), "log `format` on stderr: json or text (PROVD_LOG_FORMAT)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", envDuration("PROVD_SHUTDOWN_TIMEOUT", 15*time.Second), "how long requests in flight may take to finish at shutdown (PROVD_SHUTDOWN_TIMEOUT)")
 	if envErr != nil {

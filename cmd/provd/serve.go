@@ -15,6 +15,7 @@ import (
 
 	"github.com/provtrail/provtrail/cmd/internal/datadir"
 	"github.com/provtrail/provtrail/cmd/internal/webhook"
+	"github.com/provtrail/provtrail/merkle"
 	"github.com/provtrail/provtrail/provenance/boltstore"
 	"github.com/provtrail/provtrail/web"
 	"go.etcd.io/bbolt"
@@ -42,9 +43,22 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 		base = "http://" + ln.Addr().String()
 	}
 
+	var witnesses *merkle.Policy
+	if cfg.WitnessPolicy != "" {
+		b, err := os.ReadFile(cfg.WitnessPolicy)
+		if err != nil {
+			return fmt.Errorf("--witness-policy: %w", err)
+		}
+		p, err := merkle.ParsePolicy(b)
+		if err != nil {
+			return fmt.Errorf("--witness-policy %s: %w", cfg.WitnessPolicy, err)
+		}
+		witnesses = &p
+	}
 	node, err := datadir.Open(ctx, datadir.Config{
 		Dir: cfg.DataDir, Origin: cfg.Origin, Logger: logger, PollInterval: cfg.PollInterval,
-		Log: datadir.LogConfig{Backend: cfg.Log, TrillianAddr: cfg.TrillianAddr, TrillianTree: cfg.TrillianTree},
+		Log:       datadir.LogConfig{Backend: cfg.Log, TrillianAddr: cfg.TrillianAddr, TrillianTree: cfg.TrillianTree},
+		Witnesses: witnesses,
 	})
 	if errors.Is(err, bbolt.ErrTimeout) {
 		return fmt.Errorf("data directory %s is in use by another process (another provd, or prov?)", cfg.DataDir)

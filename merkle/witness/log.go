@@ -226,3 +226,24 @@ func (w *Witnessed) round(ctx context.Context) error {
 	w.mu.Unlock()
 	return nil
 }
+
+// Tile serves the wrapped log's C2SP tiles, if it serves them: tiles are
+// immutable hashes, so serving them beyond the published checkpoint shows
+// nothing that a witnessed checkpoint will not commit to.
+func (w *Witnessed) Tile(ctx context.Context, level uint8, index uint64, width int) ([]byte, error) {
+	tl, ok := w.Log.(merkle.TileLog)
+	if !ok {
+		return nil, errors.New("the witnessed log does not serve tiles")
+	}
+	return tl.Tile(ctx, level, index, width)
+}
+
+// EntryBundle serves the wrapped log's C2SP entry bundles, if it serves
+// them.
+func (w *Witnessed) EntryBundle(ctx context.Context, index uint64, width int) ([]byte, error) {
+	tl, ok := w.Log.(merkle.TileLog)
+	if !ok {
+		return nil, errors.New("the witnessed log does not serve tiles")
+	}
+	return tl.EntryBundle(ctx, index, width)
+}

@@ -39,6 +39,7 @@ import (
 
 	"github.com/provtrail/provtrail/merkle"
 	"github.com/provtrail/provtrail/merkle/boltlog"
+	"github.com/provtrail/provtrail/merkle/witness"
 	"github.com/provtrail/provtrail/provenance"
 	"github.com/provtrail/provtrail/provenance/boltstore"
 	"go.etcd.io/bbolt"
@@ -60,6 +61,12 @@ type Config struct {
 	// PollInterval is how often the Service looks for leaves other
 	// replicas appended; 0 is the Service's default (1s).
 	PollInterval time.Duration
+	// Witnesses, if set, is a C2SP tlog-policy naming witnesses (with
+	// their submission URLs) and a quorum: the log then publishes only
+	// checkpoints those witnesses cosigned (merkle/witness.Witnessed), and
+	// the node's bundles are made for that policy. Its log lines, if any,
+	// are ignored: the node's own log key is the policy's log.
+	Witnesses *merkle.Policy
 }
 
 // A Node is an open data directory.
@@ -118,6 +125,11 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err := n.openLog(ctx, cfg, logSigner); err != nil {
 		return nil, err
 	}
+	if cfg.Witnesses != nil {
+		if err := n.witness(ctx, *cfg.Witnesses, cfg.Logger); err != nil {
+			return nil, err
+		}
+	}
 	if n.Store, err = boltstore.Open(db); err != nil {
 		return nil, err
 	}
@@ -145,6 +157,27 @@ func (n *Node) openLog(ctx context.Context, cfg Config, signer note.Signer) erro
 		return n.openTrillian(ctx, cfg.Log, signer, cfg.Logger)
 	}
 	return fmt.Errorf("log backend %q: want %q or %q", cfg.Log.Backend, BackendBolt, BackendTrillian)
+}
+
+// witness wraps the node's log so that it publishes only checkpoints with
+// the policy's witness quorum.
+func (n *Node) witness(ctx context.Context, p merkle.Policy, logger *slog.Logger) error {
+	v, err := note.NewVerifier(n.Trust.LogKey)
+	if err != nil {
+		return err
+	}
+	p.Logs = []merkle.PolicyLog{{Key: n.Trust.LogKey, Verifier: v}}
+	if p.Quorum == "none" || len(p.Witnesses) == 0 {
+		return errors.New("witness policy: it names no witnesses or its quorum is none")
+	}
+	w, err := witness.NewWitnessed(ctx, witness.WitnessedConfig{Log: n.Log, Policy: p, Logger: logger})
+	if err != nil {
+		return err
+	}
+	n.Log = w
+	n.closers = append([]func() error{w.Close}, n.closers...)
+	n.Trust.Policy = &p
+	return nil
 }
 
 func (n *Node) closeLog() error {

@@ -9,14 +9,20 @@
 //   [data-testid=verify]         data-bundle-url, data-origin, data-log-key,
 //                                data-operator-key; optional data-item
 //                                ("01/{gtin}/21/{serial}") that the bundle
-//                                must be for
+//                                must be for, and data-policy (a witness
+//                                policy, as the policy option below)
 //   [data-testid=verify-button]  starts the check
 //   [data-testid=verify-result]  gets the outcome as text, and
 //                                data-verified="true" or "false"
 //
 // API (for the offline verifier page and tests):
-//   window.provtrailVerify(bundleText, {origin, logKey, operatorKey})
-//     -> Promise<{ok, item, events, status, custodian, checkpoint, error}>
+//   window.provtrailVerify(bundleText, {origin, logKey, operatorKey, policy})
+//     -> Promise<{ok, item, events, status, custodian, checkpoint, witnessed, error}>
+//   policy, optional, is the text of a C2SP tlog-policy file (as prov
+//   reads it: log, witness, group and quorum lines, and an "operator
+//   <vkey>" line, used when operatorKey is empty): the checkpoint must then
+//   also carry the witness cosignatures (tlog-cosignature/v1) its quorum
+//   needs. witnessed is then {quorum, witnesses}, else null.
 //   window.provtrailVerifyLib: the building blocks (parsers, RFC 6962
 //     inclusion check, canonical JSON), for reuse.
 //
@@ -228,6 +234,133 @@
     const rootBytes = b64decode(root, 'the checkpoint root');
     if (rootBytes.length !== 32) fail('the checkpoint root is not a SHA-256 hash');
     return { origin, size: BigInt(size), root: rootBytes, note: cpText };
+  }
+
+  // ---- witness policy (C2SP tlog-policy, tlog-cosignature/v1) -----------------
+
+  // parseTypedKey parses a vkey "name+hexhash+base64(type||key)" and checks
+  // its type, size and key hash (SHA-256(name || "\n" || type || key)).
+  async function parseTypedKey(vkey, type, what) {
+    const m = /^([^+]*)\+([^+]*)\+(.*)$/s.exec(vkey);
+    if (!m || !validName(m[1]) || !/^[0-9a-fA-F]{8}$/.test(m[2])) fail(`${what} is not a verifier key (name+hash+base64)`);
+    const raw = b64decode(m[3], what);
+    if (raw.length !== 33 || raw[0] !== type) fail(`${what} is not an Ed25519 key of type 0x0${type}`);
+    const h = await sha256(concat(utf8.encode(m[1] + '\n'), raw));
+    const hash = ((h[0] << 24) | (h[1] << 16) | (h[2] << 8) | h[3]) >>> 0;
+    if (hash !== parseInt(m[2], 16)) fail(`${what}: key hash does not match the key`);
+    let key;
+    try {
+      key = await crypto.subtle.importKey('raw', raw.slice(1), { name: 'Ed25519' }, true, ['verify']);
+    } catch (e) {
+      fail(`this browser cannot check Ed25519 signatures (${e.message})`);
+    }
+    return { name: m[1], hash, key, text: vkey };
+  }
+
+  // parsePolicy parses a tlog-policy with the structure checks of Go's
+  // merkle.ParsePolicy: names defined before use, members of one group at
+  // most, thresholds in [1, n], no duplicate keys, one quorum line. An
+  // "operator <vkey>" line (prov's policy files) is returned, not checked.
+  async function parsePolicy(text) {
+    if (typeof text !== 'string') fail('the policy is not text');
+    if (/[\u0000-\u0008\u000b-\u001f\u007f]/.test(text)) fail('the policy contains control characters');
+    const p = { logs: [], witnesses: new Map(), groups: new Map(), quorum: null, operator: '' };
+    const defined = new Set(['none']);
+    const members = new Set();
+    const keys = new Set();
+    for (const [i, line] of text.split('\n').entries()) {
+      const bad = (msg) => fail(`the policy, line ${i + 1}: ${msg}`);
+      const f = line.split(/[ \t]+/).filter((s) => s !== '');
+      if (f.length === 0 || f[0].startsWith('#')) continue;
+      const newKey = (k) => { if (keys.has(k)) bad('duplicate key'); keys.add(k); };
+      const newName = (n) => { if (defined.has(n)) bad(`name "${n}" is reserved or defined already`); defined.add(n); };
+      if (f[0] === 'log') {
+        if (f.length < 2 || f.length > 3) bad('want: log <vkey> [<url>]');
+        newKey(f[1]);
+        p.logs.push(await parseTypedKey(f[1], 1, `the policy, line ${i + 1}: the log key`));
+      } else if (f[0] === 'witness') {
+        if (f.length < 3 || f.length > 4) bad('want: witness <name> <vkey> [<url>]');
+        newName(f[1]);
+        newKey(f[2]);
+        p.witnesses.set(f[1], await parseTypedKey(f[2], 4, `the policy, line ${i + 1}: the witness key`));
+      } else if (f[0] === 'group') {
+        if (f.length < 4) bad('want: group <name> <k|any|all> <member>...');
+        const ms = f.slice(3);
+        let k = f[2] === 'any' ? 1 : f[2] === 'all' ? ms.length : NaN;
+        if (Number.isNaN(k)) {
+          if (!/^-?(0|[1-9][0-9]*)$/.test(f[2])) bad(`threshold "${f[2]}" is not a decimal number, any or all`);
+          k = Number(f[2]);
+        }
+        if (k < 1 || k > ms.length) bad(`threshold ${k} is not between 1 and ${ms.length}`);
+        for (const m of ms) {
+          if (m === 'none' || !defined.has(m)) bad(`member "${m}" is not defined on an earlier line`);
+          if (members.has(m)) bad(`"${m}" is a member of a group already`);
+          members.add(m);
+        }
+        newName(f[1]);
+        p.groups.set(f[1], { k, members: ms });
+      } else if (f[0] === 'quorum') {
+        if (f.length !== 2) bad('want: quorum <name>');
+        if (p.quorum !== null) bad('a second quorum line');
+        if (!defined.has(f[1])) bad(`quorum "${f[1]}" is not defined on an earlier line`);
+        p.quorum = f[1];
+      } else if (f[0] === 'operator') {
+        if (f.length !== 2 || p.operator) bad('want one "operator <vkey>" line');
+        p.operator = f[1];
+      } else {
+        bad(`unknown keyword "${f[0]}"`);
+      }
+    }
+    if (p.quorum === null) fail('the policy has no quorum line');
+    return p;
+  }
+
+  // cosignedText is the message a cosignature/v1 signs: a header with the
+  // big-endian timestamp, then the checkpoint note's text.
+  const cosignedText = (time, text) => `cosignature/v1\ntime ${time}\n${text}`;
+
+  // verifyCosignature checks one cosignature/v1 signature: timestamp[8]
+  // then an Ed25519 signature[64] over cosignedText.
+  async function verifyCosignature(wk, sig, text) {
+    if (sig.length !== 72) return false;
+    const time = new DataView(sig.buffer, sig.byteOffset, 8).getBigUint64(0, false);
+    return crypto.subtle.verify({ name: 'Ed25519' }, wk.key, sig.slice(8), utf8.encode(cosignedText(time, text)));
+  }
+
+  // quorumMet reports whether the witness or group `name` has cosigned:
+  // `signed` holds the names of witnesses with a valid cosignature.
+  function quorumMet(p, name, signed) {
+    if (name === 'none') return true;
+    if (p.witnesses.has(name)) return signed.has(name);
+    const g = p.groups.get(name);
+    return !!g && g.members.filter((m) => quorumMet(p, m, signed)).length >= g.k;
+  }
+
+  // verifyPolicy checks the checkpoint as Go's merkle.Policy.Verify does:
+  // every signature by a key the policy knows must verify (others are
+  // ignored), a policy log named as the origin must have signed, and the
+  // valid witness cosignatures must meet the quorum.
+  async function verifyPolicy(p, cpText) {
+    const n = parseNote(utf8.encode(cpText), 'the checkpoint');
+    const origin = n.text.slice(0, n.text.indexOf('\n'));
+    const signed = new Set();
+    let logOK = false;
+    for (const s of n.sigs) {
+      const log = p.logs.find((k) => k.name === s.name && k.hash === s.hash);
+      if (log) {
+        if (!(await ed25519Verify(log, s.sig, n.text))) fail(`the checkpoint signature by the policy's log key ${s.name} is invalid`);
+        if (log.name === origin) logOK = true;
+        continue;
+      }
+      for (const [wname, wk] of p.witnesses) {
+        if (wk.name !== s.name || wk.hash !== s.hash) continue;
+        if (!(await verifyCosignature(wk, s.sig, n.text))) fail(`the checkpoint cosignature by the witness ${wname} is invalid`);
+        signed.add(wname);
+      }
+    }
+    if (!logOK) fail(`the checkpoint for "${origin}" is not signed by a log the policy trusts`);
+    if (!quorumMet(p, p.quorum, signed)) fail(`the checkpoint lacks the witness cosignatures the quorum ${p.quorum} needs`);
+    return { quorum: p.quorum, witnesses: [...signed] };
   }
 
   // parseProof parses a C2SP tlog-proof@v1 in its canonical form: header,
@@ -575,9 +708,22 @@
     return ids;
   }
 
+  // policyTrust fills the pins the caller left empty from a policy file:
+  // the operator key from its operator line, and the log key and origin
+  // from its log line if it has exactly one.
+  function policyTrust(trust, p) {
+    const t = { ...trust };
+    if (!t.operatorKey) t.operatorKey = p.operator;
+    if (!t.logKey && p.logs.length === 1) t.logKey = p.logs[0].text;
+    if (!t.origin && t.logKey) t.origin = t.logKey.split('+')[0];
+    return t;
+  }
+
   // verifyBundle is the whole check. It throws VerifyError with the reason.
   async function verifyBundle(text, trust) {
     const b = parseBundle(text);
+    const policy = trust.policy ? await parsePolicy(trust.policy) : null;
+    if (policy) trust = policyTrust(trust, policy);
     if (b.origin !== trust.origin) fail(`the bundle is for log "${b.origin}", not the pinned "${trust.origin}"`);
     if (b.log_key !== trust.logKey) fail('the bundle was made for another log key than the pinned one');
     if (b.operator_key !== trust.operatorKey) fail('the bundle was made for another operator key than the pinned one');
@@ -585,6 +731,7 @@
     const op = await parseVerifierKey(trust.operatorKey, 'the pinned operator key');
     if (!actorIdValid(op.name) || op.name === BUYER_ID) fail('the pinned operator key name is not a usable actor id');
     const cp = await verifyCheckpoint(b.checkpoint, trust.origin, logKey);
+    const witnessed = policy ? await verifyPolicy(policy, b.checkpoint) : null;
     if (!itemValid(b.item)) fail(`"${b.item}" is not a valid item id`);
     if (!Array.isArray(b.entries) || b.entries.length === 0) fail('the bundle has no entries');
     const parsed = await verifyEntries(b, cp);
@@ -605,7 +752,7 @@
     }
     return {
       item: b.item, events: st.events, status: st.item.status, custodian: st.item.custodian,
-      product: st.item.product,
+      product: st.item.product, witnessed,
       checkpoint: { origin: cp.origin, size: Number(cp.size), root: b64encode(cp.root) },
     };
   }
@@ -634,7 +781,8 @@
     if (r.status === 'delivered') where = 'delivered to its buyer';
     return `Verified on this phone: ${n} event${n === 1 ? '' : 's'} of ${r.item}, ` +
       `signatures and proofs check against the log key ${logName} ` +
-      `(checkpoint of ${r.checkpoint.size} entries) and the operator key; ${where}.`;
+      `(checkpoint of ${r.checkpoint.size} entries${r.witnessed ? `, cosigned as the witness quorum ${r.witnessed.quorum} needs` : ''}) ` +
+      `and the operator key; ${where}.`;
   }
 
   function show(out, ok, text) {
@@ -645,7 +793,7 @@
   // onVerify fetches the bundle as plain bytes and checks it.
   async function onVerify(box, out, button) {
     const d = box.dataset;
-    const trust = { origin: d.origin || '', logKey: d.logKey || '', operatorKey: d.operatorKey || '' };
+    const trust = { origin: d.origin || '', logKey: d.logKey || '', operatorKey: d.operatorKey || '', policy: d.policy || '' };
     button.disabled = true;
     out.removeAttribute('data-verified');
     out.textContent = 'Checking signatures and proofs on this phone…';
@@ -688,6 +836,7 @@
   window.provtrailVerifyLib = Object.freeze({
     parseVerifierKey, parseNote, parseProof, verifyInclusion, verifyCheckpoint, parseEvent,
     canonicalJSON, goString, leafHash, keyHash, b64encode, b64decode, itemValid,
+    parsePolicy, verifyPolicy,
   });
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);
   else init();

@@ -2,7 +2,7 @@
 // its standalone HTML file). It reads a proof bundle from a file (input or
 // drag and drop), from pasted text, or once from ?bundle= on this origin,
 // and checks it with window.provtrailVerify (verify.js) against the keys in
-// the form. Nothing here touches the network after the page loaded, except
+// the form, and the witness policy pasted in it, if any. Nothing here touches the network after the page loaded, except
 // the optional ?bundle fetch.
 //
 // It also re-checks label signatures (GS1 AI 8030) shown on history pages:
@@ -75,6 +75,8 @@
         origin: $(form, 'origin').value.trim(),
         logKey: $(form, 'log-key').value.trim(),
         operatorKey: $(form, 'operator-key').value.trim(),
+        // Optional witness policy (tlog-policy text); empty: no quorum.
+        policy: $(form, 'verify-policy') ? $(form, 'verify-policy').value : '',
       };
       section.hidden = true;
       out.removeAttribute('data-verified');

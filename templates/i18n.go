@@ -160,6 +160,8 @@ var messages = map[string][2]string{
 	"vp.file":           {"Choose a bundle file", "选择证明包文件"},
 	"vp.drop":           {"Or drop the file onto this box.", "或把文件拖放到此框中。"},
 	"vp.paste":          {"Or paste the bundle's text", "或粘贴证明包文本"},
+	"vp.policy":         {"Witness policy (optional)", "见证方策略（可选）"},
+	"vp.policy.help":    {"Paste a trust policy file (c2sp.org/tlog-policy, as \"prov keys --policy\" writes it) to require that independent witnesses cosigned the checkpoint: a bundle whose checkpoint lacks the cosignatures its quorum needs fails.", "粘贴信任策略文件（c2sp.org/tlog-policy 格式，即 \"prov keys --policy\" 输出的文件），要求检查点带有独立见证方的联署签名：检查点缺少法定数量联署签名的证据包将校验失败。"},
 	"vp.keys.note":      {"These keys are prefilled from this server's /keys, so they prove nothing about this server. A careful user replaces them with the keys the operator published elsewhere (a website, a printed leaflet) before checking.", "这些公钥预填自本服务器的 /keys，因此不能证明本服务器可信。谨慎的用户会在校验前，把它们替换为运营方在别处（网站、随货印刷的说明）公布的公钥。"},
 	"vp.button":         {"Verify in this browser", "在本浏览器中验证"},
 	"vp.checking":       {"Checking signatures and proofs in this browser…", "正在本浏览器中校验签名和证明……"},

@@ -772,17 +772,52 @@
 
   // ---- the page --------------------------------------------------------------
 
+  // The page's language (data-lang on the verify box): the sentences a
+  // buyer reads come in English and Simplified Chinese; the technical
+  // reason after "Verification failed:" stays as verify.js words it.
+  const WORDS = {
+    en: {
+      checking: 'Checking signatures and proofs on this phone…',
+      failed: 'Verification failed: ',
+      notThisItem: (got, want) => `the bundle is for ${got}, not for this item ${want}`,
+      held: (who) => `held by ${who}`,
+      delivered: 'delivered to its buyer',
+      status: (st) => `the item is ${st}`,
+      verified: (n, item, logName, size, quorum, where) =>
+        `Verified on this phone: ${n} event${n === 1 ? '' : 's'} of ${item}, ` +
+        `signatures and proofs check against the log key ${logName} ` +
+        `(checkpoint of ${size} entries${quorum ? `, cosigned as the witness quorum ${quorum} needs` : ''}) ` +
+        `and the operator key; ${where}.`,
+    },
+    zh: {
+      checking: '正在本机校验签名和证明…',
+      failed: '验证失败：',
+      notThisItem: (got, want) => `证明包属于 ${got}，不是本物品 ${want}`,
+      held: (who) => `现由 ${who} 保管`,
+      delivered: '已交付给买家',
+      status: (st) => `物品状态：${st}`,
+      verified: (n, item, logName, size, quorum, where) =>
+        `已在本机验证：${item} 的 ${n} 个事件，签名和证明均与日志公钥 ${logName}` +
+        `（检查点共 ${size} 条${quorum ? `，并有见证方按法定人数 ${quorum} 共同签名` : ''}）及运营方公钥相符；${where}。`,
+    },
+  };
+
+  function words(lang) {
+    return WORDS[lang] || WORDS.en;
+  }
+
   // summary is the plain sentence a buyer reads.
-  function summary(r, trust) {
-    const n = r.events.length;
+  function summary(r, trust, lang) {
+    const w = words(lang);
     const logName = trust.logKey.split('+').slice(0, 2).join('+'); // name+hash, short enough to compare by eye
-    let where = `the item is ${r.status}`;
-    if (r.status === 'in custody') where = `held by ${r.custodian}`;
-    if (r.status === 'delivered') where = 'delivered to its buyer';
-    return `Verified on this phone: ${n} event${n === 1 ? '' : 's'} of ${r.item}, ` +
-      `signatures and proofs check against the log key ${logName} ` +
-      `(checkpoint of ${r.checkpoint.size} entries${r.witnessed ? `, cosigned as the witness quorum ${r.witnessed.quorum} needs` : ''}) ` +
-      `and the operator key; ${where}.`;
+    let where = w.status(r.status);
+    if (r.status === 'in custody') {
+      // Name the custodian as its enrollment in the bundle does.
+      const e = r.events.find((ev) => ev.actor === r.custodian && ev.name);
+      where = w.held(e ? e.name : r.custodian);
+    }
+    if (r.status === 'delivered') where = w.delivered;
+    return w.verified(r.events.length, r.item, logName, r.checkpoint.size, r.witnessed ? r.witnessed.quorum : '', where);
   }
 
   function show(out, ok, text) {
@@ -794,9 +829,10 @@
   async function onVerify(box, out, button) {
     const d = box.dataset;
     const trust = { origin: d.origin || '', logKey: d.logKey || '', operatorKey: d.operatorKey || '', policy: d.policy || '' };
+    const w = words(d.lang);
     button.disabled = true;
     out.removeAttribute('data-verified');
-    out.textContent = 'Checking signatures and proofs on this phone…';
+    out.textContent = w.checking;
     try {
       let text;
       try {
@@ -809,14 +845,14 @@
       }
       const r = await provtrailVerify(text, trust);
       if (r.ok && d.item && r.item !== d.item) {
-        show(out, false, `Verification failed: the bundle is for ${r.item}, not for this item ${d.item}`);
+        show(out, false, w.failed + w.notThisItem(r.item, d.item));
       } else if (r.ok) {
-        show(out, true, summary(r, trust));
+        show(out, true, summary(r, trust, d.lang));
       } else {
-        show(out, false, `Verification failed: ${r.error}`);
+        show(out, false, w.failed + r.error);
       }
     } catch (e) {
-      show(out, false, `Verification failed: ${e.message}`);
+      show(out, false, w.failed + e.message);
     } finally {
       button.disabled = false;
     }

@@ -761,3 +761,19 @@ func TestE2EScreenshot(t *testing.T) {
 	}
 	t.Logf("wrote %s (%d bytes)", path, len(png))
 }
+
+// TestE2EVerifyOnPhoneChinese checks that a buyer reading the page in
+// Chinese also reads the outcome of "Verify on this phone" in Chinese.
+func TestE2EVerifyOnPhoneChinese(t *testing.T) {
+	e := newEnv(t, true)
+	id := seedChain(e)
+	ctx := newPhone(t)
+	run(t, ctx, "open the history page in Chinese",
+		chromedp.Navigate(pageURL(e.srv, id)+"?lang=zh"),
+		chromedp.WaitVisible(`[data-testid=verdict]`, chromedp.ByQuery),
+	)
+	verified, text := verifyOnPhone(t, ctx)
+	if verified != "true" || !strings.Contains(text, "已在本机验证") || !strings.Contains(text, fmt.Sprintf("%d 个事件", chainEvents)) {
+		t.Fatalf("verify-result = %q (verified %q), want the Chinese sentence", text, verified)
+	}
+}

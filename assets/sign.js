@@ -408,7 +408,7 @@
           const r = await postEvent(await signEvent(ev, s.keyPair));
           (r.ok ? done : failed).push({ item: item.id, ...r });
           if (progress) progress.value = done.length + failed.length;
-          out.textContent = `Registering… ${done.length + failed.length} of ${count}`;
+          out.textContent = words().registering(done.length + failed.length, count);
           if (!r.ok && failed.length >= 3 && done.length === 0) break; // the same refusal each time: stop
         }
       };
@@ -417,11 +417,38 @@
       return {
         ok: failed.length === 0,
         message: failed.length ? failed[0].message : '',
-        text: `Registered ${done.length} of ${count} items` + (failed.length ? `; refused: ${failed[0].message}` : '.'),
+        text: words().registered(done.length, count) + (failed.length ? words().refusedAfter(failed[0].message) : '.'),
         items: done.map((d) => (base ? `${base}/${d.item}` : d.item)),
       };
     },
   };
+
+  // The sentences a user reads, in the page's language (<html lang>);
+  // messages from the server are shown as they come.
+  const WORDS = {
+    en: {
+      signing: 'Signing on this phone…',
+      accepted: (i, dup) => `Accepted and logged at index ${i}${dup ? ' (it was logged already)' : ''}.`,
+      refused: (m) => `Refused: ${m}`,
+      claimCode: ' Give the buyer this claim code: ',
+      registering: (n, of) => `Registering… ${n} of ${of}`,
+      registered: (n, of) => `Registered ${n} of ${of} items`,
+      refusedAfter: (m) => `; refused: ${m}`,
+    },
+    zh: {
+      signing: '正在本机签名…',
+      accepted: (i, dup) => `已接受，记录在日志第 ${i} 条${dup ? '（此前已记录）' : ''}。`,
+      refused: (m) => `被拒绝：${m}`,
+      claimCode: ' 请把这个领取码交给买家：',
+      registering: (n, of) => `正在登记… ${n} / ${of}`,
+      registered: (n, of) => `已登记 ${n} / ${of} 件物品`,
+      refusedAfter: (m) => `；被拒绝：${m}`,
+    },
+  };
+
+  function words() {
+    return (document.documentElement.lang || '').startsWith('zh') ? WORDS.zh : WORDS.en;
+  }
 
   // Which handler a form uses, by its data-testid.
   const FORMS = {
@@ -442,13 +469,11 @@
     if (r.index !== undefined && r.index !== null) out.dataset.index = String(r.index);
     else delete out.dataset.index;
     const p = document.createElement('span');
-    p.textContent = r.text || (r.ok
-      ? `Accepted and logged at index ${r.index}${r.duplicate ? ' (it was logged already)' : ''}.`
-      : `Refused: ${r.message}`);
+    p.textContent = r.text || (r.ok ? words().accepted(r.index, r.duplicate) : words().refused(r.message));
     out.append(p);
     if (r.claimCode) {
       const label = document.createElement('span');
-      label.textContent = ' Give the buyer this claim code: ';
+      label.textContent = words().claimCode;
       const code = document.createElement('code');
       code.dataset.testid = 'claim-code';
       code.textContent = r.claimCode;
@@ -473,7 +498,7 @@
     const button = form.querySelector('button[type=submit], button:not([type])');
     if (button) button.disabled = true;
     delete out.dataset.ok;
-    out.textContent = 'Signing on this phone…';
+    out.textContent = words().signing;
     try {
       show(out, await handlers[kind](form, out));
     } catch (e) {

@@ -193,7 +193,7 @@ func (e *env) verbs() []verb {
 	return []verb{
 		keygenVerb(), enrollVerb(), revokeVerb(), registerVerb(), handoffVerb(), receiveVerb(),
 		disputeVerb(), rulingVerb(), historyVerb(), bundleVerb(), verifyVerb(), keysVerb(), rebuildVerb(), webhooksVerb(),
-		monitorVerb(), witnessVerb(),
+		monitorVerb(), witnessVerb(), labelsVerb(),
 		labelSignVerb(), verifyLabelVerb(),
 	}
 }

@@ -106,8 +106,12 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		// A request's whole body (64 KiB at most) arrives within this, so a
+		// client trickling bytes cannot hold a connection for hours.
+		ReadTimeout:    30 * time.Second,
+		MaxHeaderBytes: 64 << 10,
+		IdleTimeout:    2 * time.Minute,
+		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 
 	t := node.Trust

@@ -1,7 +1,7 @@
 // Command provload puts a running provd under load and reports what it
 // sustained.
 //
-// For now it is a read load: -concurrency workers fetch one page (an
+// By default it is a read load: -concurrency workers fetch one page (an
 // item's history page, by default) over and over on keep-alive
 // connections for -duration, and provload prints the requests per second
 // and the p50, p90, p99 and largest latency of a request, body read
@@ -9,8 +9,20 @@
 //
 //	provload -url http://127.0.0.1:8080 -item /01/09506000134352/21/ABC123 -concurrency 8 -duration 10s
 //
-// A request that fails or answers other than 200 counts as an error, and
-// provload exits non-zero if any did.
+// With -write it is a write load over the JSON API. With the operator's
+// key (-data DIR reads DIR/operator.key, or -operator-key FILE) it enrolls
+// a manufacturer and -couriers couriers of its own, registers -items
+// items, signs every item's chain of -hops handoff/receive pairs ahead of
+// time, then -concurrency workers POST the chains (each item's events in
+// order, items in parallel) for at most -duration. It prints events/s and
+// the write latency; with -read as well, -read-concurrency workers load
+// the first item's history page during the write load, and provload
+// prints page views/s and their latency too.
+//
+//	provload -write -data data -items 2000 -hops 4 -concurrency 16 -duration 10s -read
+//
+// A request that fails or answers other than 200 (201 for a POST) counts
+// as an error, and provload exits non-zero if any did.
 package main
 
 import (
@@ -23,6 +35,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -53,6 +66,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	if cfg.Write {
+		return writeRun(ctx, cfg, stdout)
+	}
 	target := cfg.Target()
 	fmt.Fprintf(stdout, "GET %s for %v, %d workers\n", target, cfg.Duration, cfg.Concurrency)
 	res, err := readLoad(ctx, cfg, target)
@@ -73,6 +89,15 @@ type Config struct {
 	Concurrency int           // workers, each with one request in flight
 	Duration    time.Duration // how long to load
 	Timeout     time.Duration // per request
+
+	// Write mode.
+	Write           bool
+	OperatorKey     string // the operator's key file (DATA/operator.key)
+	Items           int    // items registered
+	Hops            int    // handoff/receive pairs per item
+	Couriers        int    // couriers enrolled
+	Read            bool   // also load a history page during the write load
+	ReadConcurrency int
 }
 
 func parseConfig(args []string, usage io.Writer) (Config, error) {
@@ -84,9 +109,18 @@ func parseConfig(args []string, usage io.Writer) (Config, error) {
 	fs.IntVar(&cfg.Concurrency, "concurrency", 8, "`workers`, each with one request in flight on its own keep-alive connection")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to load")
 	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Second, "limit on one request")
+	fs.BoolVar(&cfg.Write, "write", false, "write load: enroll actors, register items and POST handoff/receive chains (needs -data or -operator-key)")
+	var data string
+	fs.StringVar(&data, "data", "", "with -write: provd's data `directory`, for its operator.key")
+	fs.StringVar(&cfg.OperatorKey, "operator-key", "", "with -write: the operator's key `file` (wins over -data)")
+	fs.IntVar(&cfg.Items, "items", 1000, "with -write: items to register, one chain each")
+	fs.IntVar(&cfg.Hops, "hops", 4, "with -write: handoff/receive pairs in each item's chain")
+	fs.IntVar(&cfg.Couriers, "couriers", 4, "with -write: couriers to enroll")
+	fs.BoolVar(&cfg.Read, "read", false, "with -write: also load a history page (-item, or the first item's) during the write load")
+	fs.IntVar(&cfg.ReadConcurrency, "read-concurrency", 4, "with -write -read: page `workers`")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(usage, "Usage: provload -item PATH [flags]\n\nprovload loads one page of a running provd and reports requests/s and latency.\n\nFlags:\n")
+			fmt.Fprint(usage, "Usage: provload -item PATH [flags]\n       provload -write -data DIR [-read] [flags]\n\nprovload loads one page of a running provd, or writes events to it, and reports the rate and latency.\n\nFlags:\n")
 			fs.SetOutput(usage)
 			fs.PrintDefaults()
 			return Config{}, err
@@ -95,6 +129,9 @@ func parseConfig(args []string, usage io.Writer) (Config, error) {
 	}
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected arguments %q (run provload --help)", fs.Args())
+	}
+	if cfg.OperatorKey == "" && data != "" {
+		cfg.OperatorKey = filepath.Join(data, "operator.key")
 	}
 	return cfg, nil
 }
@@ -105,9 +142,9 @@ func (c Config) Validate() error {
 	switch {
 	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
 		return fmt.Errorf("-url %q: want http(s)://host[:port]", c.URL)
-	case c.Item == "":
+	case c.Item == "" && !c.Write:
 		return errors.New("-item: say which page to load, e.g. -item /01/09506000134352/21/ABC123")
-	case !strings.HasPrefix(c.Item, "/"):
+	case c.Item != "" && !strings.HasPrefix(c.Item, "/"):
 		return fmt.Errorf("-item %q: want a path starting with /", c.Item)
 	case c.Concurrency < 1:
 		return fmt.Errorf("-concurrency %d: want at least 1", c.Concurrency)
@@ -115,6 +152,21 @@ func (c Config) Validate() error {
 		return fmt.Errorf("-duration %v: want more than 0", c.Duration)
 	case c.Timeout <= 0:
 		return fmt.Errorf("-timeout %v: want more than 0", c.Timeout)
+	case !c.Write:
+		if c.OperatorKey != "" || c.Read {
+			return errors.New("-data, -operator-key and -read go with -write")
+		}
+		return nil
+	case c.OperatorKey == "":
+		return errors.New("-write needs the operator's key to enroll its actors: -data DIR (of provd) or -operator-key FILE")
+	case c.Items < 1:
+		return fmt.Errorf("-items %d: want at least 1", c.Items)
+	case c.Hops < 1:
+		return fmt.Errorf("-hops %d: want at least 1", c.Hops)
+	case c.Couriers < 2 || c.Couriers > 100:
+		return fmt.Errorf("-couriers %d: want 2 to 100 (a courier hands off to another)", c.Couriers)
+	case c.Read && c.ReadConcurrency < 1:
+		return fmt.Errorf("-read-concurrency %d: want at least 1", c.ReadConcurrency)
 	}
 	return nil
 }

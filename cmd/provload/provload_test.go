@@ -2,12 +2,18 @@ package main
 
 import (
 	"bytes"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/provtrail/provtrail/cmd/internal/datadir"
+	"github.com/provtrail/provtrail/web"
 )
 
 func TestRun(t *testing.T) {
@@ -48,11 +54,14 @@ func TestValidate(t *testing.T) {
 		t.Fatalf("good config: %v", err)
 	}
 	for name, change := range map[string]func(*Config){
-		"no item":          func(c *Config) { c.Item = "" },
-		"relative item":    func(c *Config) { c.Item = "01/x" },
-		"bad url":          func(c *Config) { c.URL = "127.0.0.1:8080" },
-		"zero concurrency": func(c *Config) { c.Concurrency = 0 },
-		"zero duration":    func(c *Config) { c.Duration = 0 },
+		"no item":            func(c *Config) { c.Item = "" },
+		"relative item":      func(c *Config) { c.Item = "01/x" },
+		"bad url":            func(c *Config) { c.URL = "127.0.0.1:8080" },
+		"zero concurrency":   func(c *Config) { c.Concurrency = 0 },
+		"zero duration":      func(c *Config) { c.Duration = 0 },
+		"read without write": func(c *Config) { c.Read = true },
+		"write without key":  func(c *Config) { c.Write, c.Items, c.Hops, c.Couriers = true, 1, 1, 2 },
+		"one courier":        func(c *Config) { c.Write, c.OperatorKey, c.Items, c.Hops, c.Couriers = true, "k", 1, 1, 1 },
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := good
@@ -76,5 +85,45 @@ func TestPercentile(t *testing.T) {
 		if got := r.Percentile(tc.p); got != tc.want {
 			t.Errorf("Percentile(%v) = %v, want %v", tc.p, got, tc.want)
 		}
+	}
+}
+
+// TestWrite runs the write load, with pages read alongside, against a real
+// provd handler on a fresh data directory, and checks the log holds every
+// event.
+func TestWrite(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	node, err := datadir.Open(t.Context(), datadir.Config{Dir: dir, Logger: logger, PollInterval: time.Second, Log: datadir.LogConfig{Backend: "bolt"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer node.Close()
+	h, err := web.New(web.Config{Service: node.Service, Log: node.Log, BaseURL: "http://example.com", Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	var out bytes.Buffer
+	err = run(t.Context(), []string{"-url", srv.URL, "-write", "-data", dir, "-items", "20", "-hops", "3", "-couriers", "3",
+		"-concurrency", "4", "-duration", "30s", "-read", "-read-concurrency", "2"}, &out)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, &out)
+	}
+	t.Log(out.String())
+	for _, want := range []string{"enrolled  ", "signed    140 events ahead", "register  20 items", "events    120 ok, 0 failed", "all chains done", "events/s", "page views/s", "page lat  p50 "} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output does not say %q:\n%s", want, &out)
+		}
+	}
+	// 4 enrollments, 20 registrations, 120 chain events.
+	if cp, err := node.Log.Checkpoint(t.Context()); err != nil || cp.Size != 4+20+120 {
+		t.Errorf("log size %d (%v), want %d", cp.Size, err, 4+20+120)
+	}
+
+	err = run(t.Context(), []string{"-url", srv.URL, "-write", "-operator-key", filepath.Join(t.TempDir(), "none.key")}, &out)
+	if err == nil || !strings.Contains(err.Error(), "operator key") {
+		t.Errorf("run without a key file: err = %v", err)
 	}
 }

@@ -1,0 +1,310 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/provtrail/provtrail/merkle"
+	"github.com/provtrail/provtrail/provenance"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// loadGTIN is a GS1 example GTIN-14 (check digit verified).
+const loadGTIN = "09506000134352"
+
+// A signed event, ready to POST, and the leaf hash its receipt must name.
+type signedEvent struct {
+	leaf []byte
+	hash string
+}
+
+// writeRun is the write load: enroll, sign ahead, register, then POST the
+// chains for cfg.Duration.
+func writeRun(ctx context.Context, cfg Config, stdout io.Writer) error {
+	op, _, err := merkle.LoadKeyFile(cfg.OperatorKey)
+	if err != nil {
+		return fmt.Errorf("operator key: %w", err)
+	}
+	base := strings.TrimRight(cfg.URL, "/")
+	readers := 0
+	if cfg.Read {
+		readers = cfg.ReadConcurrency
+	}
+	client := newClient(cfg.Concurrency+readers, cfg.Timeout)
+	defer client.Transport.(*http.Transport).CloseIdleConnections()
+	fmt.Fprintf(stdout, "POST %s/api/v1/events: %d items of 1 register + %d handoff/receive pairs, %d workers, for at most %v\n",
+		base, cfg.Items, cfg.Hops, cfg.Concurrency, cfg.Duration)
+
+	// Actors of this run only, so that runs on one log do not collide.
+	var tag [4]byte
+	rand.Read(tag[:])
+	prefix := "load-" + hex.EncodeToString(tag[:])
+	maker := prefix + "-maker"
+	couriers := make([]string, cfg.Couriers)
+	for i := range couriers {
+		couriers[i] = fmt.Sprintf("%s-courier%d", prefix, i)
+	}
+	signers := map[string]note.Signer{}
+	now := time.Now().UTC().Truncate(time.Second)
+	t0 := time.Now()
+	for _, id := range append([]string{maker}, couriers...) {
+		skey, vkey, err := merkle.GenerateKey(id)
+		if err != nil {
+			return err
+		}
+		if signers[id], err = note.NewSigner(skey); err != nil {
+			return err
+		}
+		role := provenance.RoleCourier
+		if id == maker {
+			role = provenance.RoleManufacturer
+		}
+		leaf, err := provenance.Sign(provenance.Event{Kind: provenance.KindEnroll, Actor: op.Name(), Time: now,
+			Enroll: &provenance.Actor{ID: id, Role: role, Name: "provload " + id, Key: vkey}}, op)
+		if err != nil {
+			return err
+		}
+		if _, err := post(ctx, client, base, signedEvent{leaf: leaf, hash: merkle.LeafHash(leaf).String()}); err != nil {
+			return fmt.Errorf("enroll %s: %w", id, err)
+		}
+	}
+	fmt.Fprintf(stdout, "enrolled  %s and %d couriers in %v\n", maker, len(couriers), time.Since(t0).Round(time.Millisecond))
+
+	t0 = time.Now()
+	items, chains, err := presign(cfg, prefix, maker, couriers, signers, now)
+	if err != nil {
+		return err
+	}
+	n := cfg.Items * (1 + 2*cfg.Hops)
+	took := time.Since(t0)
+	fmt.Fprintf(stdout, "signed    %d events ahead in %v (%.0f signatures/s)\n", n, took.Round(time.Millisecond), float64(n)/took.Seconds())
+
+	registers := make([][]signedEvent, len(chains))
+	for i, c := range chains {
+		registers[i], chains[i] = c[:1], c[1:]
+	}
+	reg := postChains(ctx, client, base, registers, cfg.Concurrency)
+	fmt.Fprintf(stdout, "register  %d items in %v (%.0f events/s, p99 %v), %d failed\n", len(reg.Latencies), reg.Elapsed.Round(time.Millisecond),
+		float64(len(reg.Latencies))/reg.Elapsed.Seconds(), round(reg.Percentile(0.99)), reg.Failed)
+	if reg.Failed > 0 {
+		return fmt.Errorf("%d of %d registrations failed (first: %v)", reg.Failed, cfg.Items, reg.FirstErr)
+	}
+
+	wctx, cancel := context.WithTimeout(ctx, cfg.Duration)
+	defer cancel()
+	var pages Result
+	var wg sync.WaitGroup
+	target := ""
+	if cfg.Read {
+		target = base + cfg.Item
+		if cfg.Item == "" {
+			target = items[0].DigitalLink(base)
+		}
+		rcfg := cfg
+		rcfg.Concurrency, rcfg.Duration = cfg.ReadConcurrency, cfg.Duration
+		wg.Go(func() { pages, _ = readLoad(wctx, rcfg, target) })
+	}
+	res := postChains(wctx, client, base, chains, cfg.Concurrency)
+	cancel() // the page load lasts as long as the write load
+	wg.Wait()
+
+	done := "all chains done"
+	if len(res.Latencies)+res.Failed < cfg.Items*2*cfg.Hops {
+		done = "stopped at -duration"
+	}
+	k := len(res.Latencies)
+	fmt.Fprintf(stdout, "events    %d ok, %d failed, in %v (%s)\n", k, res.Failed, res.Elapsed.Round(time.Millisecond), done)
+	if k > 0 {
+		fmt.Fprintf(stdout, "rate      %.0f events/s\n", float64(k)/res.Elapsed.Seconds())
+		fmt.Fprintf(stdout, "latency   p50 %v  p90 %v  p99 %v  max %v\n",
+			round(res.Percentile(0.50)), round(res.Percentile(0.90)), round(res.Percentile(0.99)), round(res.Latencies[k-1]))
+	}
+	if cfg.Read {
+		p := len(pages.Latencies)
+		fmt.Fprintf(stdout, "pages     GET %s, %d workers: %d ok, %d failed, in %v\n", target, cfg.ReadConcurrency, p, pages.Failed, pages.Elapsed.Round(time.Millisecond))
+		if p > 0 {
+			fmt.Fprintf(stdout, "page rate %.0f page views/s\n", float64(p)/pages.Elapsed.Seconds())
+			fmt.Fprintf(stdout, "page lat  p50 %v  p90 %v  p99 %v  max %v\n",
+				round(pages.Percentile(0.50)), round(pages.Percentile(0.90)), round(pages.Percentile(0.99)), round(pages.Latencies[p-1]))
+		}
+	}
+	if res.Failed > 0 {
+		return fmt.Errorf("%d of %d events failed (first: %v)", res.Failed, res.Failed+k, res.FirstErr)
+	}
+	if pages.Failed > 0 {
+		return fmt.Errorf("%d of %d page views failed (first: %v)", pages.Failed, pages.Failed+len(pages.Latencies), pages.FirstErr)
+	}
+	return nil
+}
+
+func newClient(conns int, timeout time.Duration) *http.Client {
+	tr := &http.Transport{
+		Proxy:               nil,
+		MaxIdleConns:        conns,
+		MaxIdleConnsPerHost: conns,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}
+	return &http.Client{Transport: tr, Timeout: timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// presign signs every item's chain: register by maker, then hops
+// handoff/receive pairs through the couriers, each event naming the leaf
+// hash of the one before. The work is spread over the CPUs.
+func presign(cfg Config, prefix, maker string, couriers []string, signers map[string]note.Signer, now time.Time) ([]provenance.ItemID, [][]signedEvent, error) {
+	items := make([]provenance.ItemID, cfg.Items)
+	chains := make([][]signedEvent, cfg.Items)
+	errs := make([]error, cfg.Items)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= cfg.Items {
+					return
+				}
+				items[i], chains[i], errs[i] = signChain(cfg.Hops, fmt.Sprintf("%s-%d", strings.ToUpper(prefix), i), i, maker, couriers, signers, now)
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, nil, fmt.Errorf("sign ahead: %w", err)
+		}
+	}
+	return items, chains, nil
+}
+
+func signChain(hops int, serial string, i int, maker string, couriers []string, signers map[string]note.Signer, now time.Time) (provenance.ItemID, []signedEvent, error) {
+	id, err := provenance.NewItemID(loadGTIN, serial)
+	if err != nil {
+		return id, nil, err
+	}
+	chain := make([]signedEvent, 0, 1+2*hops)
+	var prev merkle.Hash
+	add := func(e provenance.Event) error {
+		e.Time, e.Item, e.Prev = now, id, prev
+		leaf, err := provenance.Sign(e, signers[e.Actor])
+		if err != nil {
+			return err
+		}
+		prev = merkle.LeafHash(leaf)
+		chain = append(chain, signedEvent{leaf: leaf, hash: prev.String()})
+		return nil
+	}
+	if err := add(provenance.Event{Kind: provenance.KindRegister, Actor: maker, Place: "Guangzhou",
+		Register: &provenance.Register{Product: "provload item", Lot: "LOAD"}}); err != nil {
+		return id, nil, err
+	}
+	holder := maker
+	for h := range hops {
+		to := couriers[(i+h)%len(couriers)]
+		if to == holder { // one courier only
+			break
+		}
+		if err := add(provenance.Event{Kind: provenance.KindHandoff, Actor: holder, Handoff: &provenance.Handoff{To: to}}); err != nil {
+			return id, nil, err
+		}
+		if err := add(provenance.Event{Kind: provenance.KindReceive, Actor: to, Receive: &provenance.Receive{By: to}}); err != nil {
+			return id, nil, err
+		}
+		holder = to
+	}
+	return id, chain, nil
+}
+
+// postChains POSTs chains from workers, each chain's events in order, until
+// all are done or ctx ends. A failed event ends its chain.
+func postChains(ctx context.Context, client *http.Client, base string, chains [][]signedEvent, workers int) Result {
+	tallies := make([]tally, workers)
+	var next atomic.Int64
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range tallies {
+		t := &tallies[w]
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= len(chains) {
+					return
+				}
+				for _, ev := range chains[i] {
+					took, err := post(ctx, client, base, ev)
+					if err != nil && ctx.Err() != nil {
+						return // the run is over
+					}
+					if err != nil {
+						t.failed++
+						if t.firstErr == nil {
+							t.firstErr = err
+						}
+						break
+					}
+					t.took = append(t.took, took)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	res := Result{Elapsed: time.Since(start)}
+	for _, t := range tallies {
+		res.Latencies = append(res.Latencies, t.took...)
+		res.Failed += t.failed
+		if res.FirstErr == nil {
+			res.FirstErr = t.firstErr
+		}
+	}
+	slices.Sort(res.Latencies)
+	return res
+}
+
+// post submits one event and checks its receipt names its leaf, fresh.
+func post(ctx context.Context, client *http.Client, base string, ev signedEvent) (time.Duration, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/v1/events", bytes.NewReader(ev.leaf))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "text/plain")
+	t0 := time.Now()
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	took := time.Since(t0)
+	if err != nil {
+		return took, fmt.Errorf("read receipt: %w", err)
+	}
+	if resp.StatusCode != http.StatusCreated {
+		return took, fmt.Errorf("status %s: %s", resp.Status, bytes.TrimSpace(b))
+	}
+	var r struct {
+		LeafHash  string `json:"leaf_hash"`
+		Duplicate bool   `json:"duplicate"`
+	}
+	switch err := json.Unmarshal(b, &r); {
+	case err != nil:
+		return took, fmt.Errorf("receipt %q: %w", b, err)
+	case r.LeafHash != ev.hash:
+		return took, fmt.Errorf("receipt names leaf %s, want %s", r.LeafHash, ev.hash)
+	case r.Duplicate:
+		return took, fmt.Errorf("receipt says the event %s was a duplicate", ev.hash)
+	}
+	return took, nil
+}

@@ -101,42 +101,72 @@ func TestMain(m *testing.M) {
 // BenchmarkAppend measures durable appends of 400-byte leaves, with dedup,
 // on a log of 1M leaves, by 1, 16 and 256 concurrent appenders each
 // appending one leaf at a time and waiting for it.
+//
+// The linger=2ms runs reopen the log with Config.MaxWait 2ms, as provd
+// runs it.
 func BenchmarkAppend(b *testing.B) {
-	l := benchLog(b)
-	for _, appenders := range []int{1, 16, 256} {
-		b.Run(strconv.Itoa(appenders), func(b *testing.B) {
-			leaves := make([][]byte, b.N)
-			for i := range leaves {
-				leaves[i] = benchLeaf(fixture.next.Add(1))
+	benchLog(b)
+	for _, linger := range []time.Duration{0, 2 * time.Millisecond} {
+		for _, appenders := range []int{1, 16, 256} {
+			name := strconv.Itoa(appenders)
+			if linger > 0 {
+				name += "/linger=" + linger.String()
 			}
-			var next atomic.Int64
-			commits := l.commits.Load()
-			b.ResetTimer()
-			start := time.Now()
-			var wg sync.WaitGroup
-			for range appenders {
-				wg.Go(func() {
-					for {
-						i := next.Add(1) - 1
-						if i >= int64(b.N) {
-							return
-						}
-						if _, err := l.Append(b.Context(), leaves[i:i+1]); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				})
+			b.Run(name, func(b *testing.B) {
+				benchAppend(b, reopenBenchLog(b, linger), appenders)
+			})
+		}
+	}
+	reopenBenchLog(b, 0)
+}
+
+// reopenBenchLog reopens the shared log with MaxWait maxWait, if it has
+// another.
+func reopenBenchLog(b *testing.B, maxWait time.Duration) *Log {
+	l := fixture.log
+	if l.maxWait == maxWait {
+		return l
+	}
+	l.Close()
+	l, err := Open(b.Context(), Config{DB: fixture.db, Origin: testOrigin, Signer: l.signer, MaxWait: maxWait})
+	if err != nil {
+		b.Fatal(err)
+	}
+	fixture.log = l
+	return l
+}
+
+func benchAppend(b *testing.B, l *Log, appenders int) {
+	leaves := make([][]byte, b.N)
+	for i := range leaves {
+		leaves[i] = benchLeaf(fixture.next.Add(1))
+	}
+	var next atomic.Int64
+	commits := l.commits.Load()
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range appenders {
+		wg.Go(func() {
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(b.N) {
+					return
+				}
+				if _, err := l.Append(b.Context(), leaves[i:i+1]); err != nil {
+					b.Error(err)
+					return
+				}
 			}
-			wg.Wait()
-			elapsed := time.Since(start)
-			b.StopTimer()
-			n := l.commits.Load() - commits
-			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "appends/s")
-			b.ReportMetric(float64(b.N)/float64(max(n, 1)), "leaves/commit")
-			b.ReportMetric(float64(n)/elapsed.Seconds(), "commits/s")
 		})
 	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	n := l.commits.Load() - commits
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "appends/s")
+	b.ReportMetric(float64(b.N)/float64(max(n, 1)), "leaves/commit")
+	b.ReportMetric(float64(n)/elapsed.Seconds(), "commits/s")
 }
 
 // BenchmarkFsync measures a bare 4 KiB write and fsync in the same

@@ -35,11 +35,19 @@ type Config struct {
 	// Append calls are coalesced (a single larger call is never split).
 	// Default 4096.
 	MaxBatch int
-	// MaxWait is how long the committer lingers for more appends before it
-	// commits a batch smaller than MaxBatch. Default 0: commit at once with
-	// whatever is waiting; appends that arrive during a commit form the next
-	// batch.
+	// MaxWait bounds how long the committer lingers for more appends
+	// before it commits a batch smaller than MaxBatch, when appends are
+	// concurrent: it lingers only if the previous batch coalesced several
+	// Append calls, and only while appends keep arriving (it stops at the
+	// first gap of MaxGap with none). A lone appender never waits. Larger
+	// batches spend fewer commits, and so less CPU and fewer fsyncs, on the
+	// same leaves. Default 0: commit at once with whatever is waiting;
+	// appends that arrive during a commit form the next batch.
 	MaxWait time.Duration
+	// MaxGap is the pause in arrivals that ends a linger. Default
+	// MaxWait/4. Timers are only as fine as the system's: on some virtual
+	// machines a 100 µs timer fires after a millisecond.
+	MaxGap time.Duration
 	// Logger receives errors of failed commits. Default: discard.
 	Logger *slog.Logger
 }
@@ -53,6 +61,7 @@ type Log struct {
 
 	maxBatch int
 	maxWait  time.Duration
+	maxGap   time.Duration
 
 	// closeMu guards closed and sends on queue, so Close never strands a
 	// request.
@@ -115,6 +124,9 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = 4096
 	}
+	if cfg.MaxGap <= 0 || cfg.MaxGap > cfg.MaxWait {
+		cfg.MaxGap = cfg.MaxWait / 4
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -135,6 +147,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		log:      cfg.Logger,
 		maxBatch: cfg.MaxBatch,
 		maxWait:  cfg.MaxWait,
+		maxGap:   cfg.MaxGap,
 		queue:    make(chan *request, 1024),
 		stop:     make(chan struct{}),
 		stopped:  make(chan struct{}),
@@ -285,6 +298,9 @@ func (l *Log) Append(ctx context.Context, leaves [][]byte) ([]uint64, error) {
 
 func (l *Log) commitLoop() {
 	defer close(l.stopped)
+	gap := time.NewTimer(time.Hour)
+	gap.Stop()
+	concurrent := false // the previous batch coalesced several requests
 	for {
 		var first *request
 		select {
@@ -294,27 +310,34 @@ func (l *Log) commitLoop() {
 			return
 		}
 		batch, n := []*request{first}, len(first.leaves)
-		var linger <-chan time.Time
-		if l.maxWait > 0 {
-			linger = time.After(l.maxWait)
+		var deadline time.Time
+		if concurrent && l.maxWait > 0 {
+			deadline = time.Now().Add(l.maxWait)
 		}
 	fill:
 		for n < l.maxBatch {
 			select {
 			case r := <-l.queue:
 				batch, n = append(batch, r), n+len(r.leaves)
+				continue
 			default:
-				if linger == nil {
-					break fill
-				}
-				select {
-				case r := <-l.queue:
-					batch, n = append(batch, r), n+len(r.leaves)
-				case <-linger:
-					break fill
-				}
+			}
+			// Nothing waiting: linger, while appends keep arriving and
+			// the deadline allows.
+			wait := time.Until(deadline)
+			if deadline.IsZero() || wait <= 0 {
+				break fill
+			}
+			gap.Reset(min(wait, l.maxGap))
+			select {
+			case r := <-l.queue:
+				batch, n = append(batch, r), n+len(r.leaves)
+				gap.Stop() // Go 1.23 timers: no stale tick after Stop
+			case <-gap.C:
+				break fill
 			}
 		}
+		concurrent = len(batch) > 1
 		err := l.commit(batch)
 		if err != nil {
 			l.log.Error("log commit failed", "leaves", n, "err", err)

@@ -1,9 +1,12 @@
 package boltlog
 
 import (
+	"context"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/provtrail/provtrail/merkle"
 	"golang.org/x/mod/sumdb/tlog"
@@ -149,5 +152,56 @@ func TestConcurrentAppendsShareCommits(t *testing.T) {
 	}
 	if len(seen) != 64*20 {
 		t.Fatalf("%d distinct indices", len(seen))
+	}
+}
+
+// TestLingerOnlyUnderConcurrency sets a linger far longer than the test's
+// deadline: a lone appender must not wait for it, and concurrent appenders
+// must be released by the first gap in arrivals, not by the deadline.
+func TestLingerOnlyUnderConcurrency(t *testing.T) {
+	s, _ := testKey(t)
+	db := openDB(t, filepath.Join(t.TempDir(), "log.db"))
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	open := func(gap time.Duration) *Log {
+		l, err := Open(t.Context(), Config{DB: db, Origin: testOrigin, Signer: s, MaxWait: time.Hour, MaxGap: gap})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	l := open(time.Hour)
+	for i := range 5 {
+		if _, err := l.Append(ctx, [][]byte{fmt.Appendf(nil, "lone %d", i)}); err != nil {
+			t.Fatalf("lone append %d: %v (did it linger?)", i, err)
+		}
+	}
+	l.Close()
+	l = open(20 * time.Millisecond)
+	defer l.Close()
+	for round := range 3 {
+		var wg sync.WaitGroup
+		for g := range 16 {
+			wg.Go(func() {
+				if _, err := l.Append(ctx, [][]byte{fmt.Appendf(nil, "round %d, %d", round, g)}); err != nil {
+					t.Errorf("concurrent append: %v (did the gap not end the linger?)", err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	if t.Failed() {
+		return
+	}
+	cp, err := l.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cp.Size != 5+3*16 {
+		t.Fatalf("size %d, want %d", cp.Size, 5+3*16)
+	}
+	if n := l.commits.Load(); n >= 3*16 {
+		t.Errorf("%d commits for 3 rounds of 16 concurrent appends: no coalescing", n)
 	}
 }

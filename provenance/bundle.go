@@ -2,13 +2,12 @@ package provenance
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/provtrail/provtrail/merkle"
 	"golang.org/x/mod/sumdb/note"
@@ -75,33 +74,6 @@ type History struct {
 type HistoryEvent struct {
 	Applied
 	ActorName string // display name of the signer when it signed ("" for operator and buyer)
-}
-
-type bundleJSON struct {
-	Format      string      `json:"format"`
-	Origin      string      `json:"origin"`
-	LogKey      string      `json:"log_key"`
-	OperatorKey string      `json:"operator_key"`
-	Item        string      `json:"item"`
-	Checkpoint  string      `json:"checkpoint"`
-	Entries     []entryJSON `json:"entries"`
-}
-
-type entryJSON struct {
-	Index uint64 `json:"index"`
-	Leaf  []byte `json:"leaf"`  // base64
-	Proof string `json:"proof"` // C2SP tlog-proof@v1
-}
-
-func encodeBundle(b bundleJSON) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(b); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
 }
 
 // BundleActors returns the ids of the actors that the events of one item
@@ -184,14 +156,9 @@ func VerifyBundle(bundle []byte, trust Trust) (History, error) {
 	if len(bundle) > MaxBundleSize {
 		return fail("%d bytes, more than %d", len(bundle), MaxBundleSize)
 	}
-	var b bundleJSON
-	dec := json.NewDecoder(bytes.NewReader(bundle))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&b); err != nil {
-		return fail("not bundle JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
-	}
-	if canon, err := encodeBundle(b); err != nil || !bytes.Equal(canon, bundle) {
-		return fail("not in canonical form (as BuildBundle writes it)")
+	b, err := decodeBundle(bundle)
+	if err != nil {
+		return fail("%w", err)
 	}
 	if b.Format != BundleFormat {
 		return fail("format is %.40q, want %q", b.Format, BundleFormat)
@@ -229,40 +196,25 @@ func VerifyBundle(bundle []byte, trust Trust) (History, error) {
 		return fail("no entries")
 	}
 
-	// First pass: proofs, order, and what each entry is.
+	// First pass: proofs, order, and what each entry is. The entries are
+	// independent here: parse and prove them on every CPU at once, then
+	// report the first entry at fault, as a sequential pass would.
 	events := make([]Event, len(b.Entries))
 	checked := make([]*Checked, len(b.Entries))
+	errs := make([]error, len(b.Entries))
+	parallel(len(b.Entries), func(i int) {
+		checked[i], errs[i] = checkEntry(b.Entries[i], cp, item)
+	})
 	var itemEvents []Event
 	for i, en := range b.Entries {
-		bad := func(err error) (History, error) {
-			return History{}, &BundleError{Entry: i, Index: en.Index, Err: err}
-		}
 		if i > 0 && en.Index <= b.Entries[i-1].Index {
-			return bad(fmt.Errorf("index not after the previous entry's %d", b.Entries[i-1].Index))
+			errs[i] = fmt.Errorf("index not after the previous entry's %d", b.Entries[i-1].Index)
 		}
-		p, err := merkle.ParseProof([]byte(en.Proof))
-		if err != nil {
-			return bad(err)
+		if errs[i] != nil {
+			return History{}, &BundleError{Entry: i, Index: en.Index, Err: errs[i]}
 		}
-		if p.Index != en.Index {
-			return bad(fmt.Errorf("proof is for index %d", p.Index))
-		}
-		if !bytes.Equal(p.Checkpoint, cp.Note) {
-			return bad(errors.New("proof is against another checkpoint"))
-		}
-		if err := merkle.VerifyInclusion(merkle.LeafHash(en.Leaf), en.Index, cp.Size, cp.Root, p.Hashes); err != nil {
-			return bad(err)
-		}
-		c, err := NewChecked(en.Leaf)
-		if err != nil {
-			return bad(err)
-		}
-		e := c.Event()
-		checked[i] = c
+		e := checked[i].Event()
 		if e.Kind.IsItemEvent() {
-			if e.Item != item {
-				return bad(fmt.Errorf("an event of %s, not of %s", e.Item, item))
-			}
 			itemEvents = append(itemEvents, e)
 		}
 		events[i] = e
@@ -342,24 +294,63 @@ func preverify(operatorKey string, events []Event, checked []*Checked) {
 			keys[i] = enrolled[e.Actor]
 		}
 	}
-	work := make(chan int)
+	parallel(len(events), func(i int) {
+		if keys[i] == "" {
+			return
+		}
+		c := checked[i]
+		v, reason := parseKey(keys[i], c.event.Actor)
+		if reason == "" && verifySig(c.leaf, c.event.Actor, c.keyHash, v) == nil {
+			c.vkey = keys[i]
+		}
+	})
+}
+
+// checkEntry checks one bundle entry on its own: its tlog-proof is for its
+// index, against the bundle's checkpoint, and leads to its root; its leaf
+// is an event (parsed, not yet verified); an item event is of item.
+func checkEntry(en entryJSON, cp merkle.Checkpoint, item ItemID) (*Checked, error) {
+	p, err := merkle.ParseProof([]byte(en.Proof))
+	if err != nil {
+		return nil, err
+	}
+	if p.Index != en.Index {
+		return nil, fmt.Errorf("proof is for index %d", p.Index)
+	}
+	if !bytes.Equal(p.Checkpoint, cp.Note) {
+		return nil, errors.New("proof is against another checkpoint")
+	}
+	if err := merkle.VerifyInclusion(merkle.LeafHash(en.Leaf), en.Index, cp.Size, cp.Root, p.Hashes); err != nil {
+		return nil, err
+	}
+	c, err := NewChecked(en.Leaf)
+	if err != nil {
+		return nil, err
+	}
+	if e := c.Event(); e.Kind.IsItemEvent() && e.Item != item {
+		return nil, fmt.Errorf("an event of %s, not of %s", e.Item, item)
+	}
+	return c, nil
+}
+
+// parallel calls f(0), ..., f(n-1), on as many goroutines as CPUs, and
+// returns when all have returned.
+func parallel(n int, f func(i int)) {
+	workers := min(runtime.GOMAXPROCS(0), n)
+	if workers <= 1 {
+		for i := range n {
+			f(i)
+		}
+		return
+	}
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(events)) {
+	for range workers {
 		wg.Go(func() {
-			for i := range work {
-				c := checked[i]
-				v, reason := parseKey(keys[i], c.event.Actor)
-				if reason == "" && verifySig(c.leaf, c.event.Actor, c.keyHash, v) == nil {
-					c.vkey = keys[i]
-				}
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				f(i)
 			}
 		})
 	}
-	for i := range events {
-		if keys[i] != "" {
-			work <- i
-		}
-	}
-	close(work)
 	wg.Wait()
 }

@@ -1,8 +1,10 @@
 package provenance
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"testing"
 )
 
@@ -72,4 +74,88 @@ func FuzzVerifyBundle(f *testing.F) {
 			t.Fatalf("verified a history without its register event")
 		}
 	})
+}
+
+// FuzzDecodeBundle checks decodeBundle's fast path against the slow one
+// (encoding/json, then re-encoding must give the same bytes): whatever the
+// fast path accepts, the slow path accepts too, with the same decoding.
+// The slow path may accept more (it is the fallback).
+func FuzzDecodeBundle(f *testing.F) {
+	l := smallLog(f)
+	f.Add(l.bundle(f, itemX))
+	f.Add(l.bundle(f, itemY))
+	f.Add([]byte("{}"))
+	for _, s := range trickyStrings {
+		b, err := encodeBundle(bundleJSON{Format: s, Origin: s, Item: s, Checkpoint: s,
+			Entries: []entryJSON{{Index: 1, Leaf: []byte(s), Proof: s}}})
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fast, ok := decodeCanonical(b)
+		if !ok {
+			return
+		}
+		var slow bundleJSON
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&slow); err != nil {
+			t.Fatalf("fast path accepted what encoding/json refuses: %v", err)
+		}
+		if !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("fast path decoded %+v, encoding/json %+v", fast, slow)
+		}
+		canon, err := encodeBundle(slow)
+		if err != nil || !bytes.Equal(canon, b) {
+			t.Fatalf("fast path accepted a bundle not in canonical form (%v)", err)
+		}
+	})
+}
+
+// trickyStrings are strings encoding/json escapes in its own ways.
+var trickyStrings = []string{
+	"", "plain", "line\nbreak", "quote \" and \\ backslash", "tab\there", "bell\a",
+	"<html> & co", "em \u2014 dash", "line sep \u2028 para \u2029", "replacement \ufffd",
+	"bad utf-8 \xff\xfe", "del \x7f", "nul \x00", "\b\f\r", "emoji \U0001F600",
+}
+
+// TestDecodeBundleRoundTrip encodes bundles holding tricky strings and
+// decodes them back, through the fast path where it applies.
+func TestDecodeBundleRoundTrip(t *testing.T) {
+	for _, s := range trickyStrings {
+		in := bundleJSON{Format: s, Origin: s, LogKey: s, OperatorKey: s, Item: s, Checkpoint: s,
+			Entries: []entryJSON{{Index: 0, Leaf: []byte(s), Proof: s}, {Index: 1 << 63, Leaf: []byte{}, Proof: s}}}
+		b, err := encodeBundle(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// What encoding/json makes of it: invalid UTF-8 becomes U+FFFD,
+		// which encodes differently, so that one is not canonical.
+		var want bundleJSON
+		if err := json.Unmarshal(b, &want); err != nil {
+			t.Fatal(err)
+		}
+		canon, err := encodeBundle(want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := decodeBundle(b)
+		switch {
+		case !bytes.Equal(canon, b):
+			if err == nil {
+				t.Errorf("%q: decoded a bundle that is not canonical", s)
+			}
+		case err != nil:
+			t.Errorf("%q: %v", s, err)
+		case !reflect.DeepEqual(got, want):
+			t.Errorf("%q: decoded %+v, want %+v", s, got, want)
+		}
+	}
+	// Real bundles take the fast path.
+	l := smallLog(t)
+	if _, ok := decodeCanonical(l.bundle(t, itemX)); !ok {
+		t.Error("a bundle BuildBundle wrote did not take the fast path")
+	}
 }

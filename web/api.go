@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,7 +25,23 @@ type receiptJSON struct {
 }
 
 // postEvent submits one signed event note, sent verbatim as the body.
+//
+// A client over its rate (Config.Writes.ClientRate) is answered 429 before
+// its body is read; a write that finds no free slot within
+// Config.Writes.QueueWait is answered 503 after it. The body is read
+// outside a slot, so a slow client holds none.
 func (s *Server) postEvent(c *gin.Context) {
+	if s.clients != nil {
+		if ok, wait := s.clients.allow(clientKey(c.ClientIP()), s.now()); !ok {
+			ra := retryAfter(wait)
+			s.metrics.events.WithLabelValues("rate_limited").Inc()
+			c.Header("Retry-After", ra)
+			s.jsonError(c, http.StatusTooManyRequests, "rate_limited", fmt.Sprintf(
+				"this client sends more than %s events/s (bursts of %d); retry after %s s",
+				strconv.FormatFloat(s.cfg.Writes.ClientRate, 'f', -1, 64), s.cfg.Writes.ClientBurst, ra))
+			return
+		}
+	}
 	switch mediaType(c.GetHeader("Content-Type")) {
 	case "", "text/plain", "application/octet-stream":
 	case "application/x-www-form-urlencoded", "multipart/form-data":
@@ -49,7 +66,15 @@ func (s *Server) postEvent(c *gin.Context) {
 		s.jsonError(c, http.StatusBadRequest, "bad_request", "could not read the request body")
 		return
 	}
+	release, err := s.admit.acquire(c.Request.Context())
+	if err != nil {
+		s.metrics.events.WithLabelValues("overloaded").Inc()
+		c.Header("Retry-After", "1")
+		s.jsonError(c, http.StatusServiceUnavailable, "overloaded", "the server is at capacity; retry after 1 second")
+		return
+	}
 	r, err := s.cfg.Service.Submit(c.Request.Context(), leaf)
+	release()
 	if err != nil {
 		_, code := classify(err)
 		s.metrics.events.WithLabelValues(code).Inc()

@@ -3,6 +3,7 @@ package web
 import (
 	"errors"
 	"net/http"
+	"syscall"
 
 	"github.com/gin-gonic/gin"
 	"github.com/provtrail/provtrail/merkle"
@@ -43,12 +44,27 @@ var errorClasses = []errorClass{
 	{provenance.ErrNoHandoff, http.StatusConflict, "no_handoff"},
 }
 
-// classify returns the status and error code for err. An error that is
-// no known domain error is internal: 500, "internal".
+// storageFull are the errors of a write that found no room: a full disk,
+// a user's full quota, a file at its size limit. Nothing was stored (the
+// log and the index commit a write whole or not at all), so the client
+// may retry once the operator made room.
+var storageFull = []error{syscall.ENOSPC, syscall.EDQUOT, syscall.EFBIG}
+
+// storageFullMessage is what a client is told when storage is full.
+const storageFullMessage = "the server's disk is full; the event was not stored; retry later"
+
+// classify returns the status and error code for err. Storage full is
+// 503, "storage_full". An error that is no known domain error is
+// internal: 500, "internal".
 func classify(err error) (status int, code string) {
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
 		return http.StatusRequestEntityTooLarge, "too_large"
+	}
+	for _, e := range storageFull {
+		if errors.Is(err, e) {
+			return http.StatusServiceUnavailable, "storage_full"
+		}
 	}
 	for _, c := range errorClasses {
 		if errors.Is(err, c.err) {
@@ -69,11 +85,17 @@ type apiErrorBody struct {
 }
 
 // abortJSON answers err as a JSON error. Domain errors say what was wrong;
+// a full disk is logged in full and the client told to retry later;
 // anything else is logged in full and the client sees "internal error".
 func (s *Server) abortJSON(c *gin.Context, err error) {
 	status, code := classify(err)
 	msg := err.Error()
-	if status >= 500 {
+	switch {
+	case code == "storage_full":
+		s.log.ErrorContext(c.Request.Context(), "storage full", "method", c.Request.Method, "path", c.Request.URL.Path, "err", err)
+		c.Header("Retry-After", "60")
+		msg = storageFullMessage
+	case status >= 500:
 		s.log.ErrorContext(c.Request.Context(), "internal error", "method", c.Request.Method, "path", c.Request.URL.Path, "err", err)
 		msg = "internal error"
 	}

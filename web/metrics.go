@@ -26,7 +26,7 @@ func newMetrics() *metrics {
 		reg: prometheus.NewRegistry(),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "provtrail_events_submitted_total",
-			Help: "Events submitted to POST /api/v1/events, by outcome: accepted, duplicate, or the error code.",
+			Help: "Events submitted to POST /api/v1/events, by outcome: accepted, duplicate, or the error code (rate_limited, overloaded and storage_full for writes turned away).",
 		}, []string{"outcome"}),
 		renders: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "provtrail_page_renders_total",

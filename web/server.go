@@ -52,6 +52,15 @@ type Config struct {
 	// e.g. "https://id.example.com", with no trailing slash.
 	BaseURL string
 	Logger  *slog.Logger
+	// Writes bound the event submissions taken on at once and per client
+	// (limit.go); the zero value takes the defaults, with no limit per
+	// client.
+	Writes WriteLimits
+	// TrustedProxies are the IP addresses and CIDR ranges of the reverse
+	// proxies in front of the server, whose X-Forwarded-For (or
+	// X-Real-IP) names the client. nil trusts none: a client is the
+	// address the connection came from, whatever headers it sends.
+	TrustedProxies []string
 }
 
 // A Server is the HTTP handler of provd.
@@ -62,8 +71,10 @@ type Server struct {
 	metrics *metrics
 	assets  *assetServer
 	now     func() time.Time
-	opID    string     // the operator's actor id: the name of its key
-	bufs    bufferPool // buffers pages are rendered into
+	opID    string        // the operator's actor id: the name of its key
+	bufs    bufferPool    // buffers pages are rendered into
+	admit   *admission    // the slots event submissions run in
+	clients *clientLimits // per-client rate limits; nil for none
 }
 
 // New returns the handler for cfg.
@@ -90,8 +101,20 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("web: operator key: %w", err)
 	}
+	writes, err := cfg.Writes.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("web: write limits: %w", err)
+	}
+	cfg.Writes = writes
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{cfg: cfg, engine: gin.New(), log: cfg.Logger, metrics: newMetrics(), assets: assets, now: time.Now, opID: op.Name()}
+	engine := gin.New()
+	// gin trusts every proxy unless told otherwise, so that any client
+	// could name itself in X-Forwarded-For and dodge its rate limit.
+	if err := engine.SetTrustedProxies(cfg.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("web: trusted proxies: %w", err)
+	}
+	s := &Server{cfg: cfg, engine: engine, log: cfg.Logger, metrics: newMetrics(), assets: assets, now: time.Now, opID: op.Name(),
+		admit: newAdmission(writes), clients: newClientLimits(writes)}
 	s.routes()
 	return s, nil
 }

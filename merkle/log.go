@@ -78,6 +78,27 @@ type Log interface {
 	ConsistencyProof(ctx context.Context, oldSize, newSize uint64) ([]Hash, error)
 }
 
+// A ProvingLog is a Log that proves what it appends as it appends it,
+// from what the commit had in hand, sparing the reads InclusionProof makes.
+type ProvingLog interface {
+	Log
+	// AppendProved is Append that also returns, for each leaf it added,
+	// the leaf's inclusion proof in the tree right after the commit that
+	// added it, and that tree's signed checkpoint. A leaf that was in the
+	// log already gets its index only (a nil Proof).
+	AppendProved(ctx context.Context, leaves [][]byte) ([]Proved, error)
+}
+
+// Proved is where AppendProved put one leaf, and the proof of it.
+type Proved struct {
+	Index uint64
+	// Checkpoint and Proof: Proof is the inclusion proof of the leaf at
+	// Index in the tree of Checkpoint; both are zero if the leaf was in
+	// the log already.
+	Checkpoint Checkpoint
+	Proof      []Hash
+}
+
 // CheckLeaf returns an error matching ErrInvalidLeaf if leaf is empty or
 // larger than MaxLeafSize.
 func CheckLeaf(leaf []byte) error {

@@ -52,14 +52,14 @@ func (s *Service) Submit(ctx context.Context, leaf []byte) (Receipt, error) {
 	s.pendMu.Lock()
 	s.pending[leafHash] = checked
 	s.pendMu.Unlock()
-	idx, err := s.log.Append(ctx, [][]byte{leaf})
+	proved, err := s.append(ctx, leaf)
 	if err != nil {
 		s.pendMu.Lock()
 		delete(s.pending, leafHash)
 		s.pendMu.Unlock()
 		return Receipt{}, fmt.Errorf("append %s: %w", e.Kind, err)
 	}
-	index := idx[0]
+	index := proved.Index
 	select {
 	case s.kick <- struct{}{}:
 	default:
@@ -79,7 +79,30 @@ func (s *Service) Submit(ctx context.Context, leaf []byte) (Receipt, error) {
 	if refusal != nil {
 		return Receipt{}, refusal
 	}
+	if proved.Proof != nil {
+		return Receipt{
+			Index: index, LeafHash: leafHash, Checkpoint: proved.Checkpoint,
+			Proof: merkle.FormatProof(merkle.Proof{Index: index, Hashes: proved.Proof, Checkpoint: proved.Checkpoint.Note}),
+		}, nil
+	}
 	return s.receipt(ctx, index, leafHash)
+}
+
+// append appends one leaf, with its proof if the log proves what it
+// appends (merkle.ProvingLog), which spares the receipt reading one.
+func (s *Service) append(ctx context.Context, leaf []byte) (merkle.Proved, error) {
+	if pl, ok := s.log.(merkle.ProvingLog); ok {
+		p, err := pl.AppendProved(ctx, [][]byte{leaf})
+		if err != nil {
+			return merkle.Proved{}, err
+		}
+		return p[0], nil
+	}
+	idx, err := s.log.Append(ctx, [][]byte{leaf})
+	if err != nil {
+		return merkle.Proved{}, err
+	}
+	return merkle.Proved{Index: idx[0]}, nil
 }
 
 // precheck checks a parsed leaf against the index, and finds the accepted

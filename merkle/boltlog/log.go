@@ -19,7 +19,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 )
 
-var _ merkle.Log = (*Log)(nil)
+var _ merkle.ProvingLog = (*Log)(nil)
 
 // Config carries everything a Log needs.
 type Config struct {
@@ -73,11 +73,60 @@ type Log struct {
 
 	st      *state        // owned by the committer goroutine
 	commits atomic.Uint64 // transactions committed, for benchmarks
+	misses  atomic.Uint64 // AppendProved proofs read from storage, for tests
 
 	pubMu   sync.Mutex
 	pubSize uint64
 	pubRoot merkle.Hash
 	signed  *merkle.Checkpoint // latest signed checkpoint, if for pubSize
+	last    *commitProof       // of the latest commit, whose tree is pubSize's
+}
+
+// A commitProof proves the leaves of one commit in the tree right after
+// it. Every node of such a proof is either a node the commit completed or
+// a node of the compact range of the tree before it, so nodes holds both;
+// the tree's checkpoint is signed once, when first asked for.
+type commitProof struct {
+	start, size uint64 // the commit added the leaves [start, size)
+	root        merkle.Hash
+	nodes       map[compact.NodeID]merkle.Hash
+
+	once sync.Once
+	cp   merkle.Checkpoint
+	err  error
+}
+
+func (c *commitProof) checkpoint(l *Log) (merkle.Checkpoint, error) {
+	c.once.Do(func() {
+		c.cp, c.err = merkle.SignCheckpoint(l.signer, l.origin, c.size, c.root)
+	})
+	return c.cp, c.err
+}
+
+// prove returns the inclusion proof of index in the commit's tree, or
+// false if a node is missing (it never should be).
+func (c *commitProof) prove(index uint64) ([]merkle.Hash, bool) {
+	nodes, err := proof.Inclusion(index, c.size)
+	if err != nil {
+		return nil, false
+	}
+	hashes := make([][]byte, len(nodes.IDs))
+	for i, id := range nodes.IDs {
+		h, ok := c.nodes[id]
+		if !ok {
+			return nil, false
+		}
+		hashes[i] = h[:]
+	}
+	hashes, err = nodes.Rehash(hashes, rfc6962.DefaultHasher.HashChildren)
+	if err != nil {
+		return nil, false
+	}
+	p := make([]merkle.Hash, len(hashes))
+	for i, h := range hashes {
+		p[i] = merkle.Hash(h)
+	}
+	return p, true
 }
 
 // state is what the committer keeps in memory between transactions.
@@ -102,6 +151,7 @@ type request struct {
 	hashes []merkle.Hash
 	leaves [][]byte
 	idx    []uint64
+	proof  *commitProof // of the commit that wrote the batch, if it added any leaf
 	err    error
 	done   chan struct{}
 }
@@ -153,7 +203,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		stopped:  make(chan struct{}),
 		st:       st,
 	}
-	if err := l.publish(st); err != nil {
+	if err := l.publish(st, nil); err != nil {
 		return nil, err
 	}
 	go l.commitLoop()
@@ -223,7 +273,7 @@ func buildBloom(b buckets, runs []run) (*bloom, error) {
 }
 
 // publish makes a committed state visible to Checkpoint.
-func (l *Log) publish(st *state) error {
+func (l *Log) publish(st *state, last *commitProof) error {
 	root := merkle.EmptyRoot()
 	if st.size > 0 {
 		r, err := st.rng.GetRootHash(nil)
@@ -232,8 +282,11 @@ func (l *Log) publish(st *state) error {
 		}
 		root = merkle.Hash(r)
 	}
+	if last != nil {
+		last.root = root
+	}
 	l.pubMu.Lock()
-	l.pubSize, l.pubRoot = st.size, root
+	l.pubSize, l.pubRoot, l.last = st.size, root, last
 	l.pubMu.Unlock()
 	return nil
 }
@@ -263,6 +316,45 @@ func (l *Log) isClosed() bool {
 // committed, Append returns ctx's error and the leaves may or may not be in
 // the log; retrying is safe.
 func (l *Log) Append(ctx context.Context, leaves [][]byte) ([]uint64, error) {
+	req, err := l.append(ctx, leaves)
+	if err != nil {
+		return nil, err
+	}
+	return req.idx, nil
+}
+
+// AppendProved implements merkle.ProvingLog: the proofs come from the
+// nodes the commit had in memory, and the checkpoint is signed once per
+// commit.
+func (l *Log) AppendProved(ctx context.Context, leaves [][]byte) ([]merkle.Proved, error) {
+	req, err := l.append(ctx, leaves)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]merkle.Proved, len(req.idx))
+	for i, idx := range req.idx {
+		out[i].Index = idx
+		c := req.proof
+		if c == nil || idx < c.start {
+			continue // in the log already
+		}
+		cp, err := c.checkpoint(l)
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint of size %d: %w", c.size, err)
+		}
+		p, ok := c.prove(idx)
+		if !ok {
+			l.misses.Add(1)
+			if p, err = l.InclusionProof(ctx, idx, c.size); err != nil {
+				return nil, err
+			}
+		}
+		out[i].Checkpoint, out[i].Proof = cp, p
+	}
+	return out, nil
+}
+
+func (l *Log) append(ctx context.Context, leaves [][]byte) (*request, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -274,7 +366,8 @@ func (l *Log) Append(ctx context.Context, leaves [][]byte) ([]uint64, error) {
 		req.hashes[i] = merkle.LeafHash(leaf)
 	}
 	if len(leaves) == 0 {
-		return []uint64{}, nil
+		req.idx = []uint64{}
+		return req, nil
 	}
 	l.closeMu.RLock()
 	if l.closed {
@@ -290,7 +383,10 @@ func (l *Log) Append(ctx context.Context, leaves [][]byte) ([]uint64, error) {
 	l.closeMu.RUnlock()
 	select {
 	case <-req.done:
-		return req.idx, req.err
+		if req.err != nil {
+			return nil, req.err
+		}
+		return req, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -378,6 +474,12 @@ func (l *Log) commit(batch []*request) error {
 	var runs []run
 	var tails map[uint][]byte
 	var rng *compact.Range
+	// The nodes that prove this commit's leaves (see commitProof).
+	nodes := map[compact.NodeID]merkle.Hash{}
+	for i, id := range compact.RangeNodes(0, st.size, nil) {
+		nodes[id] = merkle.Hash(st.rng.Hashes()[i])
+	}
+	start := st.size
 	err := l.db.Update(func(tx *bbolt.Tx) error {
 		b, err := openBuckets(tx)
 		if err != nil {
@@ -410,7 +512,7 @@ func (l *Log) commit(batch []*request) error {
 		if err := putLeaves(b, st.size, newLeaves); err != nil {
 			return err
 		}
-		if rng, tails, err = st.putHashes(b, newHashes); err != nil {
+		if rng, tails, err = st.putHashes(b, newHashes, nodes); err != nil {
 			return err
 		}
 		if err := b.meta.Put([]byte(sizeKey), u64(next)); err != nil {
@@ -453,7 +555,11 @@ func (l *Log) commit(batch []*request) error {
 			return fmt.Errorf("rebuild dedup filter: %w", err)
 		}
 	}
-	return l.publish(st)
+	proved := &commitProof{start: start, size: next, nodes: nodes}
+	for _, r := range batch {
+		r.proof = proved
+	}
+	return l.publish(st, proved)
 }
 
 // lookup finds a leaf hash among the leaves already committed.
@@ -503,7 +609,7 @@ func putLeaves(b buckets, first uint64, leaves [][]byte) error {
 // putHashes extends the tree by the new leaf hashes, storing every new
 // perfect-subtree hash at an even level. It returns the new compact range
 // and chunk tails without touching s.
-func (s *state) putHashes(b buckets, newHashes []merkle.Hash) (*compact.Range, map[uint][]byte, error) {
+func (s *state) putHashes(b buckets, newHashes []merkle.Hash, nodes map[compact.NodeID]merkle.Hash) (*compact.Range, map[uint][]byte, error) {
 	rng, err := rangeFactory.NewRange(0, s.size, slices.Clone(s.rng.Hashes()))
 	if err != nil {
 		return nil, nil, err
@@ -515,6 +621,7 @@ func (s *state) putHashes(b buckets, newHashes []merkle.Hash) (*compact.Range, m
 	touched := map[uint]uint64{} // level -> chunk of its tail
 	var putErr error
 	visit := func(id compact.NodeID, hash []byte) {
+		nodes[id] = merkle.Hash(hash)
 		if id.Level%2 == 1 || putErr != nil {
 			return
 		}
@@ -628,7 +735,13 @@ func (l *Log) Checkpoint(ctx context.Context) (merkle.Checkpoint, error) {
 	if l.signed != nil && l.signed.Size == l.pubSize {
 		return *l.signed, nil
 	}
-	cp, err := merkle.SignCheckpoint(l.signer, l.origin, l.pubSize, l.pubRoot)
+	var cp merkle.Checkpoint
+	var err error
+	if l.last != nil && l.last.size == l.pubSize {
+		cp, err = l.last.checkpoint(l) // shared with AppendProved's receipts
+	} else {
+		cp, err = merkle.SignCheckpoint(l.signer, l.origin, l.pubSize, l.pubRoot)
+	}
 	if err != nil {
 		return merkle.Checkpoint{}, err
 	}

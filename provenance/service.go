@@ -161,8 +161,11 @@ func NewService(ctx context.Context, cfg ServiceConfig) (*Service, error) {
 	if err := s.catchUp(ctx); err != nil {
 		return nil, fmt.Errorf("provenance: replay the log: %w", err)
 	}
+	// A failed save (a full disk) keeps the changes for the saver, which
+	// retries, as it does for every save: the index in memory is whole,
+	// and refusing to start would stop reads too.
 	if err := s.save(ctx); err != nil {
-		return nil, fmt.Errorf("provenance: %w", err)
+		s.logger.Error("save index", "err", err)
 	}
 	go s.run()
 	return s, nil

@@ -10,7 +10,10 @@
 // verifier keys, and stops gracefully on SIGINT or SIGTERM. --demo fills
 // the log with demo actors and items and prints a history page to open.
 // Every flag has an environment variable (PROVD_ADDR for --addr, ...);
-// flags win. Run "provd --help" for the list.
+// flags win. Run "provd --help" for the list. Past capacity
+// (--max-inflight-writes, --write-queue, --write-queue-wait) a write gets
+// 503 with Retry-After, and past --client-rate a client's writes get 429;
+// reads are always served (docs/api.md).
 package main
 
 import (
@@ -20,7 +23,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/signal"
@@ -28,6 +33,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/provtrail/provtrail/web"
 )
 
 func main() {
@@ -85,6 +92,20 @@ type Config struct {
 	// their submission URLs) and a quorum; checkpoints are published only
 	// with their cosignatures.
 	WitnessPolicy string
+
+	// Write admission (web.WriteLimits): at most MaxInFlightWrites event
+	// submissions at once, WriteQueue more waiting up to WriteQueueWait
+	// (0: as many as MaxInFlightWrites), and ClientRate events/s per
+	// client with bursts of ClientBurst (ClientRate 0: no limit per
+	// client; ClientBurst 0: one second's worth).
+	MaxInFlightWrites int
+	WriteQueue        int
+	WriteQueueWait    time.Duration
+	ClientRate        float64
+	ClientBurst       int
+	// TrustedProxies are the addresses and CIDR ranges of the reverse
+	// proxies whose X-Forwarded-For names the client; none by default.
+	TrustedProxies []string
 }
 
 // parseConfig reads args, with defaults from the environment.
@@ -141,6 +162,18 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	fs.StringVar(&cfg.WebhookSecretFile, "webhook-secret-file", env("PROVD_WEBHOOK_SECRET_FILE", ""), "the `file` (mode 0600) holding the webhooks' HMAC secret (PROVD_WEBHOOK_SECRET_FILE)")
 	fs.IntVar(&cfg.WebhookAttempts, "webhook-attempts", envInt("PROVD_WEBHOOK_ATTEMPTS", 6), "tries per webhook delivery (PROVD_WEBHOOK_ATTEMPTS)")
 	fs.DurationVar(&cfg.WebhookBackoff, "webhook-backoff", envDuration("PROVD_WEBHOOK_BACKOFF", 2*time.Second), "wait before the first webhook retry, doubling after (PROVD_WEBHOOK_BACKOFF)")
+	envFloat := func(name string) float64 {
+		v := getenv(name)
+		if v == "" {
+			return 0
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil && envErr == nil {
+			envErr = fmt.Errorf("%s=%q: not a number", name, v)
+		}
+		return f
+	}
+	var trustedProxies string
 	envInt64 := func(name string) int64 {
 		v := getenv(name)
 		if v == "" {
@@ -157,6 +190,12 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	fs.Int64Var(&cfg.TrillianTree, "trillian-tree", envInt64("PROVD_TRILLIAN_TREE"), "with --log trillian: the `ID` of the LOG tree, as createtree printed it (PROVD_TRILLIAN_TREE)")
 	fs.DurationVar(&cfg.PollInterval, "poll-interval", envDuration("PROVD_POLL_INTERVAL", time.Second), "how often the log is read for events other replicas appended (PROVD_POLL_INTERVAL)")
 	fs.StringVar(&cfg.WitnessPolicy, "witness-policy", env("PROVD_WITNESS_POLICY", ""), "a C2SP tlog-policy `file` naming witnesses with their URLs and a quorum: publish only checkpoints they cosigned (PROVD_WITNESS_POLICY)")
+	fs.IntVar(&cfg.MaxInFlightWrites, "max-inflight-writes", envInt("PROVD_MAX_INFLIGHT_WRITES", web.DefaultMaxInFlight), "how many event `submissions` are checked and appended at once (PROVD_MAX_INFLIGHT_WRITES)")
+	fs.IntVar(&cfg.WriteQueue, "write-queue", envInt("PROVD_WRITE_QUEUE", 0), "how many more `submissions` may wait for a slot; past that they get 503 with Retry-After (PROVD_WRITE_QUEUE; default 0: as many as --max-inflight-writes)")
+	fs.DurationVar(&cfg.WriteQueueWait, "write-queue-wait", envDuration("PROVD_WRITE_QUEUE_WAIT", web.DefaultQueueWait), "how long a submission waits for a slot before it gets 503 with Retry-After (PROVD_WRITE_QUEUE_WAIT)")
+	fs.Float64Var(&cfg.ClientRate, "client-rate", envFloat("PROVD_CLIENT_RATE"), "`events` per second one client (IPv4 address or IPv6 /64) may send; past that it gets 429 with Retry-After (PROVD_CLIENT_RATE; default 0: no limit per client)")
+	fs.IntVar(&cfg.ClientBurst, "client-burst", envInt("PROVD_CLIENT_BURST", 0), "with --client-rate: how many `events` a client may send at once (PROVD_CLIENT_BURST; default 0: one second's worth)")
+	fs.StringVar(&trustedProxies, "trusted-proxies", env("PROVD_TRUSTED_PROXIES", ""), "comma-separated `addresses` or CIDR ranges of the reverse proxies whose X-Forwarded-For names the client (PROVD_TRUSTED_PROXIES; default none: the client is the connection's address)")
 	fs.StringVar(&cfg.LogFormat, "log-format", env("PROVD_LOG_FORMAT", "json"), "log `format` on stderr: json or text (PROVD_LOG_FORMAT)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", envDuration("PROVD_SHUTDOWN_TIMEOUT", 15*time.Second), "how long requests in flight may take to finish at shutdown (PROVD_SHUTDOWN_TIMEOUT)")
 	if envErr != nil {
@@ -173,6 +212,9 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	}
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected argument %q: every input is a flag (run provd --help)", fs.Arg(0))
+	}
+	if trustedProxies != "" {
+		cfg.TrustedProxies = strings.FieldsFunc(trustedProxies, func(r rune) bool { return r == ',' || r == ' ' })
 	}
 	return cfg, nil
 }
@@ -221,7 +263,43 @@ func (c Config) Validate() error {
 	case c.PollInterval <= 0:
 		return fmt.Errorf("--poll-interval %v: must be positive", c.PollInterval)
 	}
+	if err := c.validateWrites(); err != nil {
+		return err
+	}
 	return c.validateLog()
+}
+
+// validateWrites checks the write admission settings.
+func (c Config) validateWrites() error {
+	switch {
+	case c.MaxInFlightWrites < 1:
+		return fmt.Errorf("--max-inflight-writes %d: want at least 1", c.MaxInFlightWrites)
+	case c.WriteQueue < 0:
+		return fmt.Errorf("--write-queue %d: want 0 or more (0: as many as --max-inflight-writes)", c.WriteQueue)
+	case c.WriteQueueWait <= 0:
+		return fmt.Errorf("--write-queue-wait %v: must be positive", c.WriteQueueWait)
+	case c.ClientRate < 0 || math.IsNaN(c.ClientRate) || math.IsInf(c.ClientRate, 0):
+		return fmt.Errorf("--client-rate %v: want events per second, 0 or more (0: no limit per client)", c.ClientRate)
+	case c.ClientBurst < 0:
+		return fmt.Errorf("--client-burst %d: want 0 or more (0: one second's worth of --client-rate)", c.ClientBurst)
+	case c.ClientBurst > 0 && c.ClientRate == 0:
+		return errors.New("--client-burst without --client-rate: there is no limit per client to burst above")
+	}
+	for _, p := range c.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err == nil {
+			continue
+		}
+		if _, err := netip.ParseAddr(p); err != nil {
+			return fmt.Errorf("--trusted-proxies: %q is not an IP address or CIDR range like 10.0.0.0/8", p)
+		}
+	}
+	return nil
+}
+
+// writeLimits are the web layer's write limits for c.
+func (c Config) writeLimits() web.WriteLimits {
+	return web.WriteLimits{MaxInFlight: c.MaxInFlightWrites, MaxQueued: c.WriteQueue, QueueWait: c.WriteQueueWait,
+		ClientRate: c.ClientRate, ClientBurst: c.ClientBurst}
 }
 
 // validateLog checks the log backend's settings.

@@ -184,6 +184,15 @@ func TestBadConfig(t *testing.T) {
 		{"log format", []string{"--log-format", "xml"}, nil, "--log-format \"xml\": want json or text"},
 		{"stray argument", []string{"serve"}, nil, "unexpected argument"},
 		{"bad env duration", nil, map[string]string{"PROVD_SHUTDOWN_TIMEOUT": "soon"}, "PROVD_SHUTDOWN_TIMEOUT"},
+		{"no write slots", []string{"--max-inflight-writes", "0"}, nil, "--max-inflight-writes 0: want at least 1"},
+		{"negative write queue", []string{"--write-queue", "-1"}, nil, "--write-queue -1: want 0 or more"},
+		{"negative queue wait", []string{"--write-queue-wait", "-1s"}, nil, "--write-queue-wait -1s: must be positive"},
+		{"negative client rate", []string{"--client-rate", "-5"}, nil, "--client-rate -5: want events per second, 0 or more"},
+		{"negative client burst", []string{"--client-rate", "1", "--client-burst", "-1"}, nil, "--client-burst -1: want 0 or more"},
+		{"burst without rate", []string{"--client-burst", "5"}, nil, "--client-burst without --client-rate"},
+		{"trusted proxy not an address", []string{"--trusted-proxies", "10.0.0.0/8,proxy.local"}, nil, `--trusted-proxies: "proxy.local" is not an IP address or CIDR range`},
+		{"bad env rate", nil, map[string]string{"PROVD_CLIENT_RATE": "fast"}, `PROVD_CLIENT_RATE="fast": not a number`},
+		{"bad env write slots", nil, map[string]string{"PROVD_MAX_INFLIGHT_WRITES": "-3"}, "--max-inflight-writes -3: want at least 1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"--data", filepath.Join(t.TempDir(), "data"), "--addr", "127.0.0.1:0"}, tc.args...)
@@ -232,5 +241,26 @@ func TestEnv(t *testing.T) {
 	cfg, err = parseConfig([]string{"--webhook", "https://c.example.com/h"}, func(k string) string { return env[k] }, nil)
 	if err != nil || len(cfg.Webhooks) != 1 || cfg.Webhooks[0] != "https://c.example.com/h" {
 		t.Errorf("--webhook does not replace PROVD_WEBHOOKS: %v, %v", cfg.Webhooks, err)
+	}
+
+	// The write limits: defaults, the environment, flags winning.
+	cfg, err = parseConfig(nil, func(string) string { return "" }, nil)
+	if err != nil || cfg.MaxInFlightWrites != 1024 || cfg.WriteQueue != 0 || cfg.WriteQueueWait != time.Second ||
+		cfg.ClientRate != 0 || cfg.ClientBurst != 0 || cfg.TrustedProxies != nil {
+		t.Errorf("default write limits: %+v, %v", cfg, err)
+	}
+	env = map[string]string{"PROVD_MAX_INFLIGHT_WRITES": "64", "PROVD_WRITE_QUEUE": "128", "PROVD_WRITE_QUEUE_WAIT": "250ms",
+		"PROVD_CLIENT_RATE": "2.5", "PROVD_CLIENT_BURST": "20", "PROVD_TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.7"}
+	cfg, err = parseConfig([]string{"--client-rate", "5", "--trusted-proxies", "::1"}, func(k string) string { return env[k] }, nil)
+	if err != nil || cfg.MaxInFlightWrites != 64 || cfg.WriteQueue != 128 || cfg.WriteQueueWait != 250*time.Millisecond ||
+		cfg.ClientRate != 5 || cfg.ClientBurst != 20 || len(cfg.TrustedProxies) != 1 || cfg.TrustedProxies[0] != "::1" {
+		t.Errorf("write limits from the environment and flags: %+v, %v", cfg, err)
+	}
+	cfg, _ = parseConfig(nil, func(k string) string { return env[k] }, nil)
+	if len(cfg.TrustedProxies) != 2 || cfg.TrustedProxies[1] != "192.0.2.7" {
+		t.Errorf("PROVD_TRUSTED_PROXIES: %q", cfg.TrustedProxies)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("Validate: %v", err)
 	}
 }

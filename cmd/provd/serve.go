@@ -89,7 +89,8 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 		}
 	}
 
-	handler, err := web.New(web.Config{Service: node.Service, Log: node.Log, Scans: scans, BaseURL: base, Logger: logger})
+	handler, err := web.New(web.Config{Service: node.Service, Log: node.Log, Scans: scans, BaseURL: base, Logger: logger,
+		Writes: cfg.writeLimits(), TrustedProxies: cfg.TrustedProxies})
 	if err != nil {
 		return err
 	}
@@ -130,7 +131,8 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 		fmt.Fprintf(stdout, "open the history page of a delivered item: %s\n", demoLinks[0].link(base))
 	}
 	logger.Info("provd started", "addr", ln.Addr().String(), "base_url", base, "data", cfg.DataDir, "log", node.Backend,
-		"origin", t.Origin, "log_key", t.LogKey, "operator_key", t.OperatorKey, "webhooks", len(cfg.Webhooks))
+		"origin", t.Origin, "log_key", t.LogKey, "operator_key", t.OperatorKey, "webhooks", len(cfg.Webhooks),
+		"max_inflight_writes", cfg.MaxInFlightWrites, "client_rate", cfg.ClientRate, "trusted_proxies", cfg.TrustedProxies)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {

@@ -55,7 +55,12 @@ type conn struct {
 // data directory.
 func (c *conn) open(ctx context.Context) (backend, error) {
 	if c.server != "" {
-		return newHTTPBackend(c.server, c.pins)
+		b, err := newHTTPBackend(c.server, c.pins)
+		if err != nil {
+			return nil, err
+		}
+		b.notes = c.stderr
+		return b, nil
 	}
 	return openLocal(ctx, c.dataDir, c.create, c.origin)
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -30,6 +31,12 @@ type httpBackend struct {
 	base   string // no trailing slash
 	client *http.Client
 	pinned *provenance.Trust
+	// A server that turns an event away for now (429 or 503 with
+	// Retry-After) is sent it again after the wait it asked for, capped
+	// at maxWait, up to tries times in all.
+	tries   int
+	maxWait time.Duration
+	notes   io.Writer // told of each wait; nil for none
 
 	mu    sync.Mutex
 	trust *provenance.Trust // pinned, or /keys once fetched
@@ -49,15 +56,28 @@ func newHTTPBackend(server string, pinned *provenance.Trust) (*httpBackend, erro
 		base:   strings.TrimRight(server, "/"),
 		client: &http.Client{Timeout: time.Minute},
 		pinned: pinned, trust: pinned,
+		tries: submitTries, maxWait: maxRetryWait,
 	}, nil
 }
+
+// A busy server's answer to an event is waited out and the event sent
+// again (which is safe: the same event again is a duplicate, answered
+// with its receipt), submitTries times in all, each wait at most
+// maxRetryWait.
+const (
+	submitTries  = 4
+	maxRetryWait = time.Minute
+)
 
 // apiError is an error answer of provd: {"error":{"code","message"}}.
 type apiError struct {
 	Status  int
 	Code    string
 	Message string
-	err     error // the provenance sentinel Code names, if any
+	// RetryAfter is the wait a 429 or 503 asked for (Retry-After); 0 if
+	// it did not.
+	RetryAfter time.Duration
+	err        error // the provenance sentinel Code names, if any
 }
 
 func (e *apiError) Error() string { return e.Message }
@@ -115,11 +135,56 @@ func (b *httpBackend) do(ctx context.Context, method, path string, body []byte) 
 	if json.Unmarshal(out, &e) != nil || e.Error.Code == "" {
 		return 0, nil, fmt.Errorf("server %s: %s %s: %s (is this a provd?)", b.base, method, path, resp.Status)
 	}
-	return 0, nil, &apiError{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message, err: sentinels[e.Error.Code]}
+	ae := &apiError{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message, err: sentinels[e.Error.Code]}
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		ae.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), time.Now())
+	}
+	return 0, nil, ae
+}
+
+// retryAfter reads a Retry-After header at now: seconds, or an HTTP date.
+// It returns 0 for none, or one that cannot be read.
+func retryAfter(h string, now time.Time) time.Duration {
+	if h == "" {
+		return 0
+	}
+	if n, err := strconv.ParseUint(h, 10, 32); err == nil {
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(h); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// postEvent POSTs leaf, and again after the wait a busy server asks for,
+// up to b.tries times in all.
+func (b *httpBackend) postEvent(ctx context.Context, leaf []byte) ([]byte, error) {
+	for try := 1; ; try++ {
+		_, body, err := b.do(ctx, http.MethodPost, "/api/v1/events", leaf)
+		var ae *apiError
+		if !errors.As(err, &ae) || ae.RetryAfter <= 0 {
+			return body, err
+		}
+		if try >= b.tries {
+			return nil, fmt.Errorf("server %s turned the event away %d times: %w", b.base, try, err)
+		}
+		wait := min(ae.RetryAfter, b.maxWait)
+		if b.notes != nil {
+			fmt.Fprintf(b.notes, "prov: server %s: %s; sending the event again in %v (try %d of %d)\n", b.base, oneLine(ae.Message), wait, try+1, b.tries)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 func (b *httpBackend) Submit(ctx context.Context, leaf []byte) (provenance.Receipt, error) {
-	_, body, err := b.do(ctx, http.MethodPost, "/api/v1/events", leaf)
+	body, err := b.postEvent(ctx, leaf)
 	var ae *apiError
 	if errors.As(err, &ae) && ae.Status >= 400 && ae.Status < 500 && ae.err != nil {
 		// A refusal: say it as the local Service does.

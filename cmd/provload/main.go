@@ -22,7 +22,10 @@
 //	provload -write -data data -items 2000 -hops 4 -concurrency 16 -duration 10s -read
 //
 // A request that fails or answers other than 200 (201 for a POST) counts
-// as an error, and provload exits non-zero if any did.
+// as an error, and provload exits non-zero if any did. A POST answered 429
+// or 503 is not an error: the server turned it away (over its capacity,
+// over the client's rate, or out of disk), so it is counted apart as
+// turned away, and sent again after the Retry-After the server asked for.
 package main
 
 import (
@@ -181,6 +184,10 @@ type Result struct {
 	Bytes     int64           // body bytes read, over successful requests
 	Failed    int
 	FirstErr  error
+	// TurnedAway counts the writes answered 429 or 503 (the server shed
+	// them; each was sent again after its Retry-After): not failures.
+	TurnedAway      int
+	FirstTurnedAway error
 }
 
 // Percentile returns the latency that p (0 to 1) of the successful
@@ -213,10 +220,12 @@ func round(d time.Duration) time.Duration {
 
 // A worker's tally.
 type tally struct {
-	took     []time.Duration
-	bytes    int64
-	failed   int
-	firstErr error
+	took            []time.Duration
+	bytes           int64
+	failed          int
+	firstErr        error
+	turnedAway      int
+	firstTurnedAway error
 }
 
 // readLoad GETs target from cfg.Concurrency workers until cfg.Duration is

@@ -2,17 +2,20 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/provtrail/provtrail/cmd/internal/datadir"
+	"github.com/provtrail/provtrail/provenance"
 	"github.com/provtrail/provtrail/web"
 )
 
@@ -125,5 +128,57 @@ func TestWrite(t *testing.T) {
 	err = run(t.Context(), []string{"-url", srv.URL, "-write", "-operator-key", filepath.Join(t.TempDir(), "none.key")}, &out)
 	if err == nil || !strings.Contains(err.Error(), "operator key") {
 		t.Errorf("run without a key file: err = %v", err)
+	}
+}
+
+// slowService delays each Submit, so that writes pile up.
+type slowService struct {
+	web.Service
+	delay time.Duration
+}
+
+func (s slowService) Submit(ctx context.Context, leaf []byte) (provenance.Receipt, error) {
+	time.Sleep(s.delay)
+	return s.Service.Submit(ctx, leaf)
+}
+
+// TestWriteTurnedAway runs the write load against a provd handler with one
+// write slot and a slow disk: writes turned away (503 with Retry-After)
+// are counted apart, not as failures, and sent again, so every event is
+// logged and provload succeeds.
+func TestWriteTurnedAway(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	node, err := datadir.Open(t.Context(), datadir.Config{Dir: dir, Logger: logger, PollInterval: time.Second, Log: datadir.LogConfig{Backend: "bolt"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer node.Close()
+	h, err := web.New(web.Config{Service: slowService{node.Service, 50 * time.Millisecond}, Log: node.Log, BaseURL: "http://example.com", Logger: logger,
+		Writes: web.WriteLimits{MaxInFlight: 1, MaxQueued: 1, QueueWait: time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	var out bytes.Buffer
+	err = run(t.Context(), []string{"-url", srv.URL, "-write", "-data", dir, "-items", "3", "-hops", "1", "-couriers", "2",
+		"-concurrency", "3", "-duration", "60s"}, &out)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, &out)
+	}
+	t.Log(out.String())
+	m := regexp.MustCompile(`register  3 items in .*, 0 failed, turned away (\d+) times \(429/503, sent again\)`).FindStringSubmatch(out.String())
+	if m == nil || m[1] == "0" {
+		t.Errorf("output does not count registrations turned away:\n%s", &out)
+	}
+	for _, want := range []string{"events    6 ok, 0 failed, ", "all chains done"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output does not say %q:\n%s", want, &out)
+		}
+	}
+	// 3 enrollments, 3 registrations, 6 chain events: none lost.
+	if cp, err := node.Log.Checkpoint(t.Context()); err != nil || cp.Size != 3+3+6 {
+		t.Errorf("log size %d (%v), want %d", cp.Size, err, 3+3+6)
 	}
 }

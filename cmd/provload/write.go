@@ -6,11 +6,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -59,6 +61,7 @@ func writeRun(ctx context.Context, cfg Config, stdout io.Writer) error {
 	signers := map[string]note.Signer{}
 	now := time.Now().UTC().Truncate(time.Second)
 	t0 := time.Now()
+	enrollTurnedAway := 0
 	for _, id := range append([]string{maker}, couriers...) {
 		skey, vkey, err := merkle.GenerateKey(id)
 		if err != nil {
@@ -76,11 +79,11 @@ func writeRun(ctx context.Context, cfg Config, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if _, err := post(ctx, client, base, signedEvent{leaf: leaf, hash: merkle.LeafHash(leaf).String()}); err != nil {
+		if _, err := postAgain(ctx, client, base, signedEvent{leaf: leaf, hash: merkle.LeafHash(leaf).String()}, func(error) { enrollTurnedAway++ }); err != nil {
 			return fmt.Errorf("enroll %s: %w", id, err)
 		}
 	}
-	fmt.Fprintf(stdout, "enrolled  %s and %d couriers in %v\n", maker, len(couriers), time.Since(t0).Round(time.Millisecond))
+	fmt.Fprintf(stdout, "enrolled  %s and %d couriers in %v%s\n", maker, len(couriers), time.Since(t0).Round(time.Millisecond), turnedAwayNote(enrollTurnedAway))
 
 	t0 = time.Now()
 	items, chains, err := presign(cfg, prefix, maker, couriers, signers, now)
@@ -96,8 +99,8 @@ func writeRun(ctx context.Context, cfg Config, stdout io.Writer) error {
 		registers[i], chains[i] = c[:1], c[1:]
 	}
 	reg := postChains(ctx, client, base, registers, cfg.Concurrency)
-	fmt.Fprintf(stdout, "register  %d items in %v (%.0f events/s, p99 %v), %d failed\n", len(reg.Latencies), reg.Elapsed.Round(time.Millisecond),
-		float64(len(reg.Latencies))/reg.Elapsed.Seconds(), round(reg.Percentile(0.99)), reg.Failed)
+	fmt.Fprintf(stdout, "register  %d items in %v (%.0f events/s, p99 %v), %d failed%s\n", len(reg.Latencies), reg.Elapsed.Round(time.Millisecond),
+		float64(len(reg.Latencies))/reg.Elapsed.Seconds(), round(reg.Percentile(0.99)), reg.Failed, turnedAwayNote(reg.TurnedAway))
 	if reg.Failed > 0 {
 		return fmt.Errorf("%d of %d registrations failed (first: %v)", reg.Failed, cfg.Items, reg.FirstErr)
 	}
@@ -125,7 +128,10 @@ func writeRun(ctx context.Context, cfg Config, stdout io.Writer) error {
 		done = "stopped at -duration"
 	}
 	k := len(res.Latencies)
-	fmt.Fprintf(stdout, "events    %d ok, %d failed, in %v (%s)\n", k, res.Failed, res.Elapsed.Round(time.Millisecond), done)
+	fmt.Fprintf(stdout, "events    %d ok, %d failed, %d turned away (429/503, sent again), in %v (%s)\n", k, res.Failed, res.TurnedAway, res.Elapsed.Round(time.Millisecond), done)
+	if res.TurnedAway > 0 {
+		fmt.Fprintf(stdout, "429/503   first: %v\n", res.FirstTurnedAway)
+	}
 	if k > 0 {
 		fmt.Fprintf(stdout, "rate      %.0f events/s\n", float64(k)/res.Elapsed.Seconds())
 		fmt.Fprintf(stdout, "latency   p50 %v  p90 %v  p99 %v  max %v\n",
@@ -147,6 +153,14 @@ func writeRun(ctx context.Context, cfg Config, stdout io.Writer) error {
 		return fmt.Errorf("%d of %d page views failed (first: %v)", pages.Failed, pages.Failed+len(pages.Latencies), pages.FirstErr)
 	}
 	return nil
+}
+
+// turnedAwayNote says how often a phase was turned away, if it was.
+func turnedAwayNote(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", turned away %d times (429/503, sent again)", n)
 }
 
 func newClient(conns int, timeout time.Duration) *http.Client {
@@ -244,7 +258,12 @@ func postChains(ctx context.Context, client *http.Client, base string, chains []
 					return
 				}
 				for _, ev := range chains[i] {
-					took, err := post(ctx, client, base, ev)
+					took, err := postAgain(ctx, client, base, ev, func(err error) {
+						t.turnedAway++
+						if t.firstTurnedAway == nil {
+							t.firstTurnedAway = err
+						}
+					})
 					if err != nil && ctx.Err() != nil {
 						return // the run is over
 					}
@@ -265,15 +284,62 @@ func postChains(ctx context.Context, client *http.Client, base string, chains []
 	for _, t := range tallies {
 		res.Latencies = append(res.Latencies, t.took...)
 		res.Failed += t.failed
+		res.TurnedAway += t.turnedAway
 		if res.FirstErr == nil {
 			res.FirstErr = t.firstErr
+		}
+		if res.FirstTurnedAway == nil {
+			res.FirstTurnedAway = t.firstTurnedAway
 		}
 	}
 	slices.Sort(res.Latencies)
 	return res
 }
 
+// A turnedAway is a 429 or 503 answer: the server shed the write (over
+// capacity, over the client's rate, or out of disk) and asks to be sent
+// it again after wait.
+type turnedAway struct {
+	status string
+	body   []byte
+	wait   time.Duration
+}
+
+func (e *turnedAway) Error() string {
+	return fmt.Sprintf("status %s: %s", e.status, bytes.TrimSpace(e.body))
+}
+
+// retryWait is the wait a Retry-After header asks for, in seconds; 1 s if
+// it says none.
+func retryWait(h string) time.Duration {
+	if n, err := strconv.Atoi(h); err == nil && n > 0 {
+		return time.Duration(n) * time.Second
+	}
+	return time.Second
+}
+
+// postAgain posts ev until it is not turned away or ctx ends, waiting as
+// the server asks in between; onTurnedAway is called for each turn-away.
+func postAgain(ctx context.Context, client *http.Client, base string, ev signedEvent, onTurnedAway func(error)) (time.Duration, error) {
+	for {
+		took, err := post(ctx, client, base, ev)
+		var ta *turnedAway
+		if !errors.As(err, &ta) {
+			return took, err
+		}
+		onTurnedAway(err)
+		t := time.NewTimer(ta.wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return took, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
 // post submits one event and checks its receipt names its leaf, fresh.
+// A 429 or 503 is a *turnedAway.
 func post(ctx context.Context, client *http.Client, base string, ev signedEvent) (time.Duration, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/v1/events", bytes.NewReader(ev.leaf))
 	if err != nil {
@@ -290,6 +356,9 @@ func post(ctx context.Context, client *http.Client, base string, ev signedEvent)
 	took := time.Since(t0)
 	if err != nil {
 		return took, fmt.Errorf("read receipt: %w", err)
+	}
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		return took, &turnedAway{status: resp.Status, body: b, wait: retryWait(resp.Header.Get("Retry-After"))}
 	}
 	if resp.StatusCode != http.StatusCreated {
 		return took, fmt.Errorf("status %s: %s", resp.Status, bytes.TrimSpace(b))

@@ -45,9 +45,9 @@ var errorClasses = []errorClass{
 }
 
 // storageFull are the errors of a write that found no room: a full disk,
-// a user's full quota, a file at its size limit. Nothing was stored (the
-// log and the index commit a write whole or not at all), so the client
-// may retry once the operator made room.
+// a user's full quota, a file at its size limit. The client may send the
+// event again once the operator made room: it is appended then, or, if it
+// did reach the log, answered as a duplicate with its receipt.
 var storageFull = []error{syscall.ENOSPC, syscall.EDQUOT, syscall.EFBIG}
 
 // storageFullMessage is what a client is told when storage is full.

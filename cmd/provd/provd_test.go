@@ -193,6 +193,9 @@ func TestBadConfig(t *testing.T) {
 		{"trusted proxy not an address", []string{"--trusted-proxies", "10.0.0.0/8,proxy.local"}, nil, `--trusted-proxies: "proxy.local" is not an IP address or CIDR range`},
 		{"bad env rate", nil, map[string]string{"PROVD_CLIENT_RATE": "fast"}, `PROVD_CLIENT_RATE="fast": not a number`},
 		{"bad env write slots", nil, map[string]string{"PROVD_MAX_INFLIGHT_WRITES": "-3"}, "--max-inflight-writes -3: want at least 1"},
+		{"negative linger", []string{"--log-linger", "-1ms"}, nil, "--log-linger -1ms: want 0 to 1s"},
+		{"long linger", []string{"--log-linger", "2s"}, nil, "--log-linger 2s: want 0 to 1s"},
+		{"negative gc percent", []string{"--gc-percent", "-1"}, nil, "--gc-percent -1: want a percentage"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"--data", filepath.Join(t.TempDir(), "data"), "--addr", "127.0.0.1:0"}, tc.args...)
@@ -262,5 +265,28 @@ func TestEnv(t *testing.T) {
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Errorf("Validate: %v", err)
+	}
+}
+
+// TestGCPercentDefault: provd sets the collector's target to 400 unless
+// GOGC says otherwise, and a flag or PROVD_GC_PERCENT wins over both.
+func TestGCPercentDefault(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want int
+	}{
+		{nil, nil, defaultGCPercent},
+		{nil, map[string]string{"GOGC": "100"}, 0},
+		{[]string{"--gc-percent", "200"}, map[string]string{"GOGC": "100"}, 200},
+		{nil, map[string]string{"PROVD_GC_PERCENT": "150"}, 150},
+	} {
+		cfg, err := parseConfig(tc.args, func(k string) string { return tc.env[k] }, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.GCPercent != tc.want {
+			t.Errorf("args %q, env %v: --gc-percent %d, want %d", tc.args, tc.env, cfg.GCPercent, tc.want)
+		}
 	}
 }

@@ -147,7 +147,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 func (n *Node) openLog(ctx context.Context, cfg Config, signer note.Signer) error {
 	switch cfg.Log.Backend {
 	case "", BackendBolt:
-		l, err := boltlog.Open(ctx, boltlog.Config{DB: n.DB, Origin: n.Trust.Origin, Signer: signer, Logger: cfg.Logger})
+		l, err := boltlog.Open(ctx, boltlog.Config{DB: n.DB, Origin: n.Trust.Origin, Signer: signer, Logger: cfg.Logger, MaxWait: cfg.Log.Linger})
 		if err != nil {
 			return err
 		}

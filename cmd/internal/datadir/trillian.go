@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/trillian"
 	"github.com/provtrail/provtrail/merkle/trillianlog"
@@ -39,6 +40,11 @@ type LogConfig struct {
 	TrillianAddr string
 	// TrillianTree is the ID of a LOG tree (createtree --tree_type=LOG).
 	TrillianTree int64
+	// Linger is the embedded log's boltlog.Config.MaxWait: under
+	// concurrent writes, how long a commit may wait for more. Fewer,
+	// larger commits leave more CPU for checking signatures; a lone
+	// writer never waits. 0 commits at once.
+	Linger time.Duration
 }
 
 // treeFile records, in a directory used with Trillian, the tree its index

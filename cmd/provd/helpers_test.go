@@ -47,6 +47,7 @@ type server struct {
 	stop   context.CancelFunc
 	done   chan error
 	keys   provenance.Trust // as /keys said at start
+	pid    int              // a child provd's process ID (startChild)
 }
 
 // logWriter sends provd's log lines to t.Log.

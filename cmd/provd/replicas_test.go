@@ -62,8 +62,17 @@ func copyKeys(t *testing.T, from, to string) {
 // TestMain), so that it can be killed with SIGKILL.
 func startChild(t *testing.T, data string, args ...string) *server {
 	t.Helper()
+	return startWrapped(t, data, nil, args...)
+}
+
+// startWrapped is startChild with provd's command line appended to wrap,
+// a command that execs it (sh -c '...; exec "$0" "$@"'); nil runs it
+// directly.
+func startWrapped(t *testing.T, data string, wrap []string, args ...string) *server {
+	t.Helper()
 	args = append([]string{"--addr", "127.0.0.1:0", "--data", data, "--log-format", "text"}, args...)
-	cmd := exec.Command(os.Args[0], args...)
+	argv := append(append(slices.Clone(wrap), os.Args[0]), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), "PROVD_TEST_MAIN=1")
 	s := &server{t: t, data: data, stdout: &syncBuffer{}, done: make(chan error, 1)}
 	stderr := &syncBuffer{}
@@ -71,6 +80,7 @@ func startChild(t *testing.T, data string, args ...string) *server {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	s.pid = cmd.Process.Pid
 	go func() { s.done <- cmd.Wait() }()
 	s.stop = func() { cmd.Process.Kill() }
 	t.Cleanup(func() {

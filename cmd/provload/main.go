@@ -16,8 +16,9 @@
 // time, then -concurrency workers POST the chains (each item's events in
 // order, items in parallel) for at most -duration. It prints events/s and
 // the write latency; with -read as well, -read-concurrency workers load
-// the first item's history page during the write load, and provload
-// prints page views/s and their latency too.
+// the first item's history page during the write load (at most
+// -read-rate loads a second, if set), and provload prints page views/s
+// and their latency too.
 //
 //	provload -write -data data -items 2000 -hops 4 -concurrency 16 -duration 10s -read
 //
@@ -33,7 +34,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"golang.org/x/time/rate"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -101,6 +104,9 @@ type Config struct {
 	Couriers        int    // couriers enrolled
 	Read            bool   // also load a history page during the write load
 	ReadConcurrency int
+	// ReadRate caps the page loads per second, over all page workers:
+	// 0 loads as fast as the workers can.
+	ReadRate float64
 }
 
 func parseConfig(args []string, usage io.Writer) (Config, error) {
@@ -121,6 +127,7 @@ func parseConfig(args []string, usage io.Writer) (Config, error) {
 	fs.IntVar(&cfg.Couriers, "couriers", 4, "with -write: couriers to enroll")
 	fs.BoolVar(&cfg.Read, "read", false, "with -write: also load a history page (-item, or the first item's) during the write load")
 	fs.IntVar(&cfg.ReadConcurrency, "read-concurrency", 4, "with -write -read: page `workers`")
+	fs.Float64Var(&cfg.ReadRate, "read-rate", 0, "page loads per second over all page workers, like buyers scanning codes at a steady pace (default 0: as fast as the workers can)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(usage, "Usage: provload -item PATH [flags]\n       provload -write -data DIR [-read] [flags]\n\nprovload loads one page of a running provd, or writes events to it, and reports the rate and latency.\n\nFlags:\n")
@@ -155,6 +162,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("-duration %v: want more than 0", c.Duration)
 	case c.Timeout <= 0:
 		return fmt.Errorf("-timeout %v: want more than 0", c.Timeout)
+	case c.ReadRate < 0 || math.IsNaN(c.ReadRate) || math.IsInf(c.ReadRate, 0):
+		return fmt.Errorf("-read-rate %v: want page loads per second, 0 or more (0: no cap)", c.ReadRate)
 	case !c.Write:
 		if c.OperatorKey != "" || c.Read {
 			return errors.New("-data, -operator-key and -read go with -write")
@@ -248,12 +257,19 @@ func readLoad(ctx context.Context, cfg Config, target string) (Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
 	tallies := make([]tally, cfg.Concurrency)
+	pace := rate.NewLimiter(rate.Inf, 1)
+	if cfg.ReadRate > 0 {
+		pace = rate.NewLimiter(rate.Limit(cfg.ReadRate), 1)
+	}
 	start := time.Now()
 	var wg sync.WaitGroup
 	for w := range tallies {
 		t := &tallies[w]
 		wg.Go(func() {
 			for ctx.Err() == nil {
+				if pace.Wait(ctx) != nil {
+					return // the run is over
+				}
 				t0 := time.Now()
 				n, err := get(ctx, client, req)
 				took := time.Since(t0)

@@ -44,6 +44,18 @@ func TestRun(t *testing.T) {
 		t.Error("the server saw no request")
 	}
 
+	// -read-rate paces the workers: 20 loads a second for half a second is
+	// about 10, however fast the server answers.
+	hits.Store(0)
+	out.Reset()
+	err = run(t.Context(), []string{"-url", srv.URL, "-item", "/01/09506000134352/21/ABC", "-concurrency", "3", "-duration", "500ms", "-read-rate", "20"}, &out)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, &out)
+	}
+	if n := hits.Load(); n < 5 || n > 15 {
+		t.Errorf("-read-rate 20 for 500ms made %d requests, want about 10", n)
+	}
+
 	out.Reset()
 	err = run(t.Context(), []string{"-url", srv.URL, "-item", "/01/09506000134352/21/NOPE", "-duration", "50ms"}, &out)
 	if err == nil || !strings.Contains(err.Error(), "404") {
@@ -65,6 +77,7 @@ func TestValidate(t *testing.T) {
 		"read without write": func(c *Config) { c.Read = true },
 		"write without key":  func(c *Config) { c.Write, c.Items, c.Hops, c.Couriers = true, 1, 1, 2 },
 		"one courier":        func(c *Config) { c.Write, c.OperatorKey, c.Items, c.Hops, c.Couriers = true, "k", 1, 1, 1 },
+		"negative read rate": func(c *Config) { c.ReadRate = -1 },
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := good

@@ -1,6 +1,7 @@
 package provenance_test
 
 import (
+	"context"
 	crand "crypto/rand"
 	"encoding/json"
 	"errors"
@@ -648,4 +649,104 @@ func TestServiceCatchesUpBeforeRefusing(t *testing.T) {
 	if _, err := replica.Submit(t.Context(), w.register("acme", item)); !errors.Is(err, provenance.ErrAlreadyRegistered) {
 		t.Fatalf("double registration through the replica: %v", err)
 	}
+}
+
+// TestServiceRechecksWhenThePollerCaughtUp has a replica's poller apply
+// what another Service appended between the replica's first check of an
+// event and its catch-up: the event is checked again, not refused on the
+// state the first check saw. The log holds back growth from the poller
+// until Submit's catch-up reads the checkpoint, then lets the poller apply
+// everything before answering.
+func TestServiceRechecksWhenThePollerCaughtUp(t *testing.T) {
+	w := newWorld(t)
+	w.ok(w.enroll("acme", provenance.RoleManufacturer))
+	w.ok(w.enroll("swift", provenance.RoleCourier))
+
+	db2, err := boltlog.OpenDB(filepath.Join(t.TempDir(), "replica.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db2.Close()
+	store2, err := boltstore.Open(db2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := &pollGate{Log: w.log}
+	cfg := w.config()
+	cfg.Log, cfg.Store, cfg.PollInterval = gate, store2, time.Millisecond
+	replica, err := provenance.NewService(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer replica.Close()
+	gate.hold(t, func(ctx context.Context, cp merkle.Checkpoint) {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := replica.WaitApplied(ctx, cp.Size-1); err != nil {
+			t.Errorf("the replica's poller did not apply the log up to %d: %v", cp.Size, err)
+		}
+	})
+
+	item := w.newItem()
+	w.ok(w.register("acme", item))
+	ctx := context.WithValue(t.Context(), submitting{}, true)
+	if _, err := replica.Submit(ctx, w.handoff("acme", item, provenance.Handoff{To: "swift"})); err != nil {
+		t.Fatalf("the replica refused an event the log allows: %v", err)
+	}
+	if !gate.released() {
+		t.Fatal("Submit did not read the checkpoint before accepting: the test did not exercise the race")
+	}
+}
+
+// submitting marks the context of the Submit call a pollGate waits for.
+type submitting struct{}
+
+// A pollGate is a Log whose checkpoint stays where it was when held, for
+// every caller but a Submit with a submitting context: that one releases
+// it, and before it gets the checkpoint, the release function runs.
+type pollGate struct {
+	merkle.Log
+
+	mu      sync.Mutex
+	held    *merkle.Checkpoint
+	release func(context.Context, merkle.Checkpoint)
+	done    bool
+}
+
+func (g *pollGate) hold(t *testing.T, release func(context.Context, merkle.Checkpoint)) {
+	t.Helper()
+	cp, err := g.Log.Checkpoint(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.held, g.release = &cp, release
+}
+
+func (g *pollGate) released() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.done
+}
+
+func (g *pollGate) Checkpoint(ctx context.Context) (merkle.Checkpoint, error) {
+	g.mu.Lock()
+	held, release := g.held, g.release
+	if held != nil && ctx.Value(submitting{}) != nil {
+		g.held, g.release, g.done = nil, nil, true
+	}
+	g.mu.Unlock()
+	switch {
+	case held == nil:
+		return g.Log.Checkpoint(ctx)
+	case ctx.Value(submitting{}) == nil:
+		return *held, nil
+	}
+	cp, err := g.Log.Checkpoint(ctx)
+	if err != nil {
+		return cp, err
+	}
+	release(ctx, cp)
+	return cp, nil
 }

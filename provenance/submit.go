@@ -32,11 +32,11 @@ func (s *Service) Submit(ctx context.Context, leaf []byte) (Receipt, error) {
 	defer lock.Unlock()
 
 	leafHash := merkle.LeafHash(leaf)
-	dup, isDup, err := s.precheck(checked, leafHash)
-	if err != nil && !isDup && s.catchUpWithLog(ctx) {
+	dup, isDup, checkedTo, err := s.precheck(checked, leafHash)
+	if err != nil && !isDup && s.catchUpWithLog(ctx, checkedTo) {
 		// The index lagged the log (another replica of a shared log wrote
 		// to it): refuse only what the whole log refuses.
-		dup, isDup, err = s.precheck(checked, leafHash)
+		dup, isDup, _, err = s.precheck(checked, leafHash)
 	}
 	if err != nil {
 		if isDup {
@@ -106,8 +106,9 @@ func (s *Service) append(ctx context.Context, leaf []byte) (merkle.Proved, error
 }
 
 // precheck checks a parsed leaf against the index, and finds the accepted
-// event it repeats, if it is a retry.
-func (s *Service) precheck(checked *Checked, leafHash merkle.Hash) (dup uint64, isDup bool, err error) {
+// event it repeats, if it is a retry. The index it checked against had
+// applied the log positions [0, applied).
+func (s *Service) precheck(checked *Checked, leafHash merkle.Hash) (dup uint64, isDup bool, applied uint64, err error) {
 	// Checking is CPU work (an Ed25519 verification): run no more checks
 	// at once than there are CPUs, so that the log's committer and the
 	// applier, which everyone waits for, are not queued behind them.
@@ -117,25 +118,29 @@ func (s *Service) precheck(checked *Checked, leafHash merkle.Hash) (dup uint64, 
 	defer s.mu.RUnlock()
 	err = s.state.Precheck(s.state.Next(), checked)
 	dup, isDup = s.acceptedIndex(checked.Event(), leafHash)
-	return dup, isDup, err
+	return dup, isDup, s.applied, err
 }
 
-// catchUpWithLog applies the log up to its latest checkpoint if the index
-// is behind it, and reports whether it was.
-func (s *Service) catchUpWithLog(ctx context.Context) bool {
+// catchUpWithLog applies the log up to its latest checkpoint, and reports
+// whether the index then holds more than the positions [0, checkedTo) a
+// check was made against: whether checking again may decide otherwise.
+//
+// It compares the checkpoint with checkedTo, not with what is applied now:
+// the poller may have applied the rest of the log since the check, and
+// the check must still be made again.
+func (s *Service) catchUpWithLog(ctx context.Context, checkedTo uint64) bool {
 	cp, err := s.log.Checkpoint(ctx)
-	if err != nil {
+	if err != nil || cp.Size <= checkedTo {
 		return false
 	}
 	s.mu.RLock()
 	behind := s.applied < cp.Size
 	s.mu.RUnlock()
-	if !behind {
-		return false
-	}
-	select {
-	case s.kick <- struct{}{}:
-	default:
+	if behind {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
 	}
 	return s.waitApplied(ctx, cp.Size-1) == nil
 }

@@ -197,10 +197,13 @@ func abuseRows() []abuseRow {
 		// Signatures.
 		{name: "accepted note with one signature byte flipped", route: "POST /api/v1/events", do: postLeaf(func(f *abuseFix) []byte {
 			leaf := bytes.Clone(f.accepted)
+			// Another base64 digit: flipping a bit could make it no
+			// base64 at all, a malformed note rather than a bad signature.
 			i := bytes.LastIndex(leaf, []byte(" ")) + 10
-			leaf[i] ^= 1
-			if leaf[i] == '\n' || leaf[i]^1 == '\n' {
-				leaf[i+1] ^= 1
+			if leaf[i] == 'A' {
+				leaf[i] = 'B'
+			} else {
+				leaf[i] = 'A'
 			}
 			return leaf
 		}), status: 400, code: "bad_signature"},

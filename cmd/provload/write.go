@@ -20,6 +20,7 @@ import (
 
 	"github.com/provtrail/provtrail/merkle"
 	"github.com/provtrail/provtrail/provenance"
+	"github.com/valyala/fasthttp"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -44,8 +45,8 @@ func writeRun(ctx context.Context, cfg Config, stdout io.Writer) error {
 	if cfg.Read {
 		readers = cfg.ReadConcurrency
 	}
-	client := newClient(cfg.Concurrency+readers, cfg.Timeout)
-	defer client.Transport.(*http.Transport).CloseIdleConnections()
+	client := newPoster(base, cfg.Concurrency+readers, cfg.Timeout)
+	defer client.close()
 	fmt.Fprintf(stdout, "POST %s/api/v1/events: %d items of 1 register + %d handoff/receive pairs, %d workers, for at most %v\n",
 		base, cfg.Items, cfg.Hops, cfg.Concurrency, cfg.Duration)
 
@@ -79,7 +80,7 @@ func writeRun(ctx context.Context, cfg Config, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if _, err := postAgain(ctx, client, base, signedEvent{leaf: leaf, hash: merkle.LeafHash(leaf).String()}, func(error) { enrollTurnedAway++ }); err != nil {
+		if _, err := postAgain(ctx, client, signedEvent{leaf: leaf, hash: merkle.LeafHash(leaf).String()}, func(error) { enrollTurnedAway++ }); err != nil {
 			return fmt.Errorf("enroll %s: %w", id, err)
 		}
 	}
@@ -98,7 +99,7 @@ func writeRun(ctx context.Context, cfg Config, stdout io.Writer) error {
 	for i, c := range chains {
 		registers[i], chains[i] = c[:1], c[1:]
 	}
-	reg := postChains(ctx, client, base, registers, cfg.Concurrency)
+	reg := postChains(ctx, client, registers, cfg.Concurrency)
 	fmt.Fprintf(stdout, "register  %d items in %v (%.0f events/s, p99 %v), %d failed%s\n", len(reg.Latencies), reg.Elapsed.Round(time.Millisecond),
 		float64(len(reg.Latencies))/reg.Elapsed.Seconds(), round(reg.Percentile(0.99)), reg.Failed, turnedAwayNote(reg.TurnedAway))
 	if reg.Failed > 0 {
@@ -119,7 +120,7 @@ func writeRun(ctx context.Context, cfg Config, stdout io.Writer) error {
 		rcfg.Concurrency, rcfg.Duration = cfg.ReadConcurrency, cfg.Duration
 		wg.Go(func() { pages, _ = readLoad(wctx, rcfg, target) })
 	}
-	res := postChains(wctx, client, base, chains, cfg.Concurrency)
+	res := postChains(wctx, client, chains, cfg.Concurrency)
 	cancel() // the page load lasts as long as the write load
 	wg.Wait()
 
@@ -163,17 +164,32 @@ func turnedAwayNote(n int) string {
 	return fmt.Sprintf(", turned away %d times (429/503, sent again)", n)
 }
 
-func newClient(conns int, timeout time.Duration) *http.Client {
-	tr := &http.Transport{
-		Proxy:               nil,
-		MaxIdleConns:        conns,
-		MaxIdleConnsPerHost: conns,
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
-	}
-	return &http.Client{Transport: tr, Timeout: timeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+// A poster POSTs signed events to provd's API. It uses fasthttp's client:
+// Go's net/http client took about 50 µs of CPU a request (two goroutines
+// a connection and the handoffs between them), a quarter of what provd
+// itself spends on an event, and on a machine shared with provd that
+// capped the write rate provload could measure (docs/performance.md).
+type poster struct {
+	client *fasthttp.Client
+	url    string // the events route
 }
+
+func newPoster(base string, conns int, timeout time.Duration) *poster {
+	return &poster{
+		// Timeouts per read and write of a connection, not DoTimeout:
+		// that runs each request on a goroutine of its own.
+		client: &fasthttp.Client{
+			MaxConnsPerHost:          conns,
+			MaxIdleConnDuration:      90 * time.Second,
+			ReadTimeout:              timeout,
+			WriteTimeout:             timeout,
+			NoDefaultUserAgentHeader: true,
+		},
+		url: base + "/api/v1/events",
+	}
+}
+
+func (p *poster) close() { p.client.CloseIdleConnections() }
 
 // presign signs every item's chain: register by maker, then hops
 // handoff/receive pairs through the couriers, each event naming the leaf
@@ -244,7 +260,7 @@ func signChain(hops int, serial string, i int, maker string, couriers []string, 
 
 // postChains POSTs chains from workers, each chain's events in order, until
 // all are done or ctx ends. A failed event ends its chain.
-func postChains(ctx context.Context, client *http.Client, base string, chains [][]signedEvent, workers int) Result {
+func postChains(ctx context.Context, client *poster, chains [][]signedEvent, workers int) Result {
 	tallies := make([]tally, workers)
 	var next atomic.Int64
 	start := time.Now()
@@ -258,7 +274,7 @@ func postChains(ctx context.Context, client *http.Client, base string, chains []
 					return
 				}
 				for _, ev := range chains[i] {
-					took, err := postAgain(ctx, client, base, ev, func(err error) {
+					took, err := postAgain(ctx, client, ev, func(err error) {
 						t.turnedAway++
 						if t.firstTurnedAway == nil {
 							t.firstTurnedAway = err
@@ -320,9 +336,9 @@ func retryWait(h string) time.Duration {
 
 // postAgain posts ev until it is not turned away or ctx ends, waiting as
 // the server asks in between; onTurnedAway is called for each turn-away.
-func postAgain(ctx context.Context, client *http.Client, base string, ev signedEvent, onTurnedAway func(error)) (time.Duration, error) {
+func postAgain(ctx context.Context, client *poster, ev signedEvent, onTurnedAway func(error)) (time.Duration, error) {
 	for {
-		took, err := post(ctx, client, base, ev)
+		took, err := client.post(ctx, ev)
 		var ta *turnedAway
 		if !errors.As(err, &ta) {
 			return took, err
@@ -339,29 +355,32 @@ func postAgain(ctx context.Context, client *http.Client, base string, ev signedE
 }
 
 // post submits one event and checks its receipt names its leaf, fresh.
-// A 429 or 503 is a *turnedAway.
-func post(ctx context.Context, client *http.Client, base string, ev signedEvent) (time.Duration, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/v1/events", bytes.NewReader(ev.leaf))
-	if err != nil {
+// A 429 or 503 is a *turnedAway. It sends nothing once ctx has ended; a
+// request already sent is waited for (each read and write of it up to the
+// timeout).
+func (p *poster) post(ctx context.Context, ev signedEvent) (time.Duration, error) {
+	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	req.Header.Set("Content-Type", "text/plain")
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI(p.url)
+	req.Header.SetMethod(http.MethodPost)
+	req.Header.SetContentType("text/plain")
+	req.SetBodyRaw(ev.leaf)
 	t0 := time.Now()
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, err
+	if err := p.client.Do(req, resp); err != nil {
+		return 0, fmt.Errorf("POST %s: %w", p.url, err)
 	}
-	b, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
 	took := time.Since(t0)
-	if err != nil {
-		return took, fmt.Errorf("read receipt: %w", err)
+	b, code := resp.Body(), resp.StatusCode()
+	status := fmt.Sprintf("%d %s", code, http.StatusText(code))
+	if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
+		return took, &turnedAway{status: status, body: bytes.Clone(b), wait: retryWait(string(resp.Header.Peek("Retry-After")))}
 	}
-	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-		return took, &turnedAway{status: resp.Status, body: b, wait: retryWait(resp.Header.Get("Retry-After"))}
-	}
-	if resp.StatusCode != http.StatusCreated {
-		return took, fmt.Errorf("status %s: %s", resp.Status, bytes.TrimSpace(b))
+	if code != http.StatusCreated {
+		return took, fmt.Errorf("status %s: %s", status, bytes.TrimSpace(b))
 	}
 	var r struct {
 		LeafHash  string `json:"leaf_hash"`

@@ -627,15 +627,7 @@ func benchSubmit(b *testing.B, linger time.Duration) {
 // whole log, not refused for the replica's lag.
 func TestServiceCatchesUpBeforeRefusing(t *testing.T) {
 	w := newWorld(t)
-	db2, err := boltlog.OpenDB(filepath.Join(t.TempDir(), "replica.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db2.Close()
-	store2, err := boltstore.Open(db2)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store2 := replicaStore(t)
 	cfg := w.config()
 	cfg.Store = store2
 	replica, err := provenance.NewService(t.Context(), cfg)
@@ -668,15 +660,7 @@ func TestServiceRechecksWhenThePollerCaughtUp(t *testing.T) {
 	w.ok(w.enroll("acme", provenance.RoleManufacturer))
 	w.ok(w.enroll("swift", provenance.RoleCourier))
 
-	db2, err := boltlog.OpenDB(filepath.Join(t.TempDir(), "replica.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db2.Close()
-	store2, err := boltstore.Open(db2)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store2 := replicaStore(t)
 	gate := &pollGate{Log: w.log}
 	cfg := w.config()
 	cfg.Log, cfg.Store, cfg.PollInterval = gate, store2, time.Millisecond
@@ -755,4 +739,20 @@ func (g *pollGate) Checkpoint(ctx context.Context) (merkle.Checkpoint, error) {
 	}
 	release(ctx, cp)
 	return cp, nil
+}
+
+// replicaStore opens an index of its own in a fresh bbolt file, for a
+// second Service (a replica) on a world's log.
+func replicaStore(t *testing.T) *boltstore.Store {
+	t.Helper()
+	db, err := boltlog.OpenDB(filepath.Join(t.TempDir(), "replica.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	store, err := boltstore.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store
 }

@@ -26,6 +26,12 @@ func (s *Service) Submit(ctx context.Context, leaf []byte) (Receipt, error) {
 	if err != nil {
 		return Receipt{}, &RuleError{Err: err}
 	}
+	return s.submitChecked(ctx, checked)
+}
+
+// submitChecked is Submit for a parsed leaf.
+func (s *Service) submitChecked(ctx context.Context, checked *Checked) (Receipt, error) {
+	leaf := checked.leaf
 	e := checked.Event()
 	lock := s.lockFor(lockKey(e))
 	lock.Lock()

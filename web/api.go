@@ -33,12 +33,7 @@ type receiptJSON struct {
 func (s *Server) postEvent(c *gin.Context) {
 	if s.clients != nil {
 		if ok, wait := s.clients.allow(clientKey(c.ClientIP()), s.now()); !ok {
-			ra := retryAfter(wait)
-			s.metrics.events.WithLabelValues("rate_limited").Inc()
-			c.Header("Retry-After", ra)
-			s.jsonError(c, http.StatusTooManyRequests, "rate_limited", fmt.Sprintf(
-				"this client sends more than %s events/s (bursts of %d); retry after %s s",
-				strconv.FormatFloat(s.cfg.Writes.ClientRate, 'f', -1, 64), s.cfg.Writes.ClientBurst, ra))
+			s.rateLimited(c, wait)
 			return
 		}
 	}
@@ -92,6 +87,17 @@ func (s *Server) postEvent(c *gin.Context) {
 		Index: r.Index, LeafHash: r.LeafHash, Checkpoint: string(r.Checkpoint.Note),
 		Proof: string(r.Proof), Duplicate: r.Duplicate,
 	})
+}
+
+// rateLimited answers a write over its client's rate: 429, and when a
+// token is back.
+func (s *Server) rateLimited(c *gin.Context, wait time.Duration) {
+	ra := retryAfter(wait)
+	s.metrics.events.WithLabelValues("rate_limited").Inc()
+	c.Header("Retry-After", ra)
+	s.jsonError(c, http.StatusTooManyRequests, "rate_limited", fmt.Sprintf(
+		"this client sends more than %s events/s (bursts of %d); retry after %s s",
+		strconv.FormatFloat(s.cfg.Writes.ClientRate, 'f', -1, 64), s.cfg.Writes.ClientBurst, ra))
 }
 
 // itemParam returns the item named by the :gtin and :serial parameters.

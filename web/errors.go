@@ -88,18 +88,28 @@ type apiErrorBody struct {
 // a full disk is logged in full and the client told to retry later;
 // anything else is logged in full and the client sees "internal error".
 func (s *Server) abortJSON(c *gin.Context, err error) {
+	status, body, retry := s.errorOf(c, err)
+	if retry != "" {
+		c.Header("Retry-After", retry)
+	}
+	s.jsonError(c, status, body.Code, body.Message)
+}
+
+// errorOf returns how err is answered: its status, the error body and the
+// Retry-After header, if it asks for one. It logs what the client is not
+// told: the cause of a full disk or of an internal error.
+func (s *Server) errorOf(c *gin.Context, err error) (status int, body apiErrorBody, retryAfter string) {
 	status, code := classify(err)
 	msg := err.Error()
 	switch {
 	case code == "storage_full":
 		s.log.ErrorContext(c.Request.Context(), "storage full", "method", c.Request.Method, "path", c.Request.URL.Path, "err", err)
-		c.Header("Retry-After", "60")
-		msg = storageFullMessage
+		retryAfter, msg = "60", storageFullMessage
 	case status >= 500:
 		s.log.ErrorContext(c.Request.Context(), "internal error", "method", c.Request.Method, "path", c.Request.URL.Path, "err", err)
 		msg = "internal error"
 	}
-	s.jsonError(c, status, code, msg)
+	return status, apiErrorBody{Code: code, Message: msg}, retryAfter
 }
 
 // jsonError answers a JSON error the server itself detected.

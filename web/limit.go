@@ -152,11 +152,27 @@ func newClientLimits(l WriteLimits) *clientLimits {
 // allow takes one token of client's bucket at now. If there is none, it
 // returns how long until there is.
 func (c *clientLimits) allow(client string, now time.Time) (ok bool, wait time.Duration) {
+	return c.allowN(client, now, 1)
+}
+
+// peek reports whether client has a token at now, taking none, and if
+// not, how long until it has.
+func (c *clientLimits) peek(client string, now time.Time) (ok bool, wait time.Duration) {
 	lim := c.limiter(client, now)
-	if lim.AllowN(now, 1) {
+	if have := lim.TokensAt(now); have < 1 {
+		return false, time.Duration((1 - have) / float64(c.limit) * float64(time.Second))
+	}
+	return true, 0
+}
+
+// allowN takes n tokens of client's bucket at now, or none. If there are
+// not n, it returns how long until there are; n must be at most c.burst.
+func (c *clientLimits) allowN(client string, now time.Time, n int) (ok bool, wait time.Duration) {
+	lim := c.limiter(client, now)
+	if lim.AllowN(now, n) {
 		return true, 0
 	}
-	missing := 1 - lim.TokensAt(now)
+	missing := float64(n) - lim.TokensAt(now)
 	return false, time.Duration(missing / float64(c.limit) * float64(time.Second))
 }
 

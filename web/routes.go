@@ -44,6 +44,7 @@ func (s *Server) routes() {
 
 	api := e.Group("/api/v1")
 	api.POST("/events", s.postEvent)
+	api.POST("/events/batch", s.postBatch)
 	api.GET("/items/:gtin/:serial", s.itemJSON)
 	api.GET("/items/:gtin/:serial/bundle", s.bundle)
 	api.GET("/items/:gtin/:serial/epcis", s.epcisJSON)

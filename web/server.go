@@ -26,6 +26,7 @@ import (
 // (*provenance.Service implements it).
 type Service interface {
 	Submit(ctx context.Context, leaf []byte) (provenance.Receipt, error)
+	SubmitBatch(ctx context.Context, leaves [][]byte, workers int, admit func(context.Context) (func(), error)) []provenance.BatchResult
 	Item(ctx context.Context, id provenance.ItemID) (provenance.ItemView, error)
 	Bundle(ctx context.Context, id provenance.ItemID) ([]byte, error)
 	Actor(ctx context.Context, id string) (provenance.ActorState, error)

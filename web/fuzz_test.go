@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -55,6 +56,56 @@ func FuzzPostEvent(f *testing.F) {
 		}
 		if w.Code != http.StatusCreated && w.Code != http.StatusOK && !strings.Contains(w.Body.String(), `"code"`) {
 			t.Fatalf("%d without a JSON error: %s", w.Code, w.Body)
+		}
+	})
+}
+
+// FuzzPostBatch posts arbitrary bodies to POST /api/v1/events/batch:
+// never a 5xx or a panic, a 200 has one result per event and the log grows
+// by the number of 201 results, and any other answer is a JSON error that
+// appended nothing.
+func FuzzPostBatch(f *testing.F) {
+	e, seeds := fuzzEnv(f)
+	f.Add(batchBody(f, seeds...))
+	f.Add(batchBody(f, seeds[2], seeds[2], []byte("hello")))
+	f.Add([]byte(`{"events":[]}`))
+	f.Add([]byte(`{"events":["x",1]}`))
+	f.Add([]byte(`{"events":["\u0000"]}{}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		e.t = t
+		before := e.checkpointSize()
+		req := httptest.NewRequest(http.MethodPost, "/api/v1/events/batch", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		e.server.ServeHTTP(w, req)
+		if w.Code >= 500 {
+			t.Fatalf("%d %s", w.Code, w.Body)
+		}
+		grew := e.checkpointSize() - before
+		if w.Code != http.StatusOK {
+			if grew != 0 || !strings.Contains(w.Body.String(), `"code"`) {
+				t.Fatalf("%d, the log grew by %d: %s", w.Code, grew, w.Body)
+			}
+			return
+		}
+		var br batchResponse
+		if err := json.Unmarshal(w.Body.Bytes(), &br); err != nil {
+			t.Fatalf("200 with a body that is no batch answer: %v\n%s", err, w.Body)
+		}
+		created := 0
+		for i, r := range br.Results {
+			switch {
+			case r.Status >= 500:
+				t.Fatalf("result %d: %d %+v", i, r.Status, r.Error)
+			case r.Status == http.StatusCreated:
+				created++
+			case r.Status != http.StatusOK && (r.Error == nil || r.Error.Message == ""):
+				t.Fatalf("result %d: %d without an error that says why", i, r.Status)
+			}
+		}
+		if uint64(created) != grew || br.Accepted != created {
+			t.Fatalf("%d results 201, accepted %d, but the log grew by %d", created, br.Accepted, grew)
 		}
 	})
 }

@@ -7,13 +7,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/provtrail/provtrail/merkle"
 	"github.com/provtrail/provtrail/provenance"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -79,6 +82,10 @@ type abuseRow struct {
 	// of Go's server before the handler, "" to check the status only.
 	code    string
 	appends int    // how many entries the row appends
+	// results is, for code "batch" (a 200 batch answer), what became of
+	// its events: "N code" by error code ("receipt", "duplicate" for 201
+	// and 200), most frequent first, joined by ", ".
+	results string
 	skip    string // "BUG: ..." when a row shows a bug not yet fixed
 }
 
@@ -106,6 +113,62 @@ func (f *abuseFix) do(method, path, ctype string, body io.Reader, hdr ...string)
 
 func (f *abuseFix) postNote(leaf []byte) (*http.Response, []byte) {
 	return f.do(http.MethodPost, "/api/v1/events", "text/plain; charset=utf-8", bytes.NewReader(leaf))
+}
+
+// forge returns leaf with its signature changed: another base64 digit
+// (flipping a bit could make it no base64 at all, a malformed note rather
+// than a bad signature).
+func forge(leaf []byte) []byte {
+	leaf = bytes.Clone(leaf)
+	i := bytes.LastIndex(leaf, []byte(" ")) + 10
+	if leaf[i] == 'A' {
+		leaf[i] = 'B'
+	} else {
+		leaf[i] = 'A'
+	}
+	return leaf
+}
+
+func (f *abuseFix) postBatch(body string) (*http.Response, []byte) {
+	return f.do(http.MethodPost, "/api/v1/events/batch", "application/json", strings.NewReader(body))
+}
+
+// batchOf is the JSON body of a batch of n copies of leaf.
+func batchOf(t testing.TB, leaf []byte, n int) string {
+	leaves := make([][]byte, n)
+	for i := range leaves {
+		leaves[i] = leaf
+	}
+	return string(batchBody(t, leaves...))
+}
+
+// batchSummary says what became of a batch's events, as abuseRow.results.
+func batchSummary(br batchResponse) string {
+	count := map[string]int{}
+	for _, r := range br.Results {
+		switch {
+		case r.Status == http.StatusCreated:
+			count["receipt"]++
+		case r.Status == http.StatusOK:
+			count["duplicate"]++
+		case r.Error != nil:
+			count[r.Error.Code]++
+		default:
+			count[fmt.Sprint(r.Status)]++
+		}
+	}
+	codes := slices.Collect(maps.Keys(count))
+	slices.SortFunc(codes, func(a, b string) int {
+		if c := count[b] - count[a]; c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	var parts []string
+	for _, c := range codes {
+		parts = append(parts, fmt.Sprintf("%d %s", count[c], c))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func postBody(ctype string, body string) func(f *abuseFix) (*http.Response, []byte) {
@@ -196,16 +259,7 @@ func abuseRows() []abuseRow {
 		}, status: 405, code: "method_not_allowed"},
 		// Signatures.
 		{name: "accepted note with one signature byte flipped", route: "POST /api/v1/events", do: postLeaf(func(f *abuseFix) []byte {
-			leaf := bytes.Clone(f.accepted)
-			// Another base64 digit: flipping a bit could make it no
-			// base64 at all, a malformed note rather than a bad signature.
-			i := bytes.LastIndex(leaf, []byte(" ")) + 10
-			if leaf[i] == 'A' {
-				leaf[i] = 'B'
-			} else {
-				leaf[i] = 'A'
-			}
-			return leaf
+			return forge(f.accepted)
 		}), status: 400, code: "bad_signature"},
 		{name: "accepted note with its signature line removed", route: "POST /api/v1/events", do: postLeaf(func(f *abuseFix) []byte {
 			s := string(f.accepted)
@@ -307,7 +361,42 @@ func abuseRows() []abuseRow {
 		{name: "place longer than 64 bytes of markup", route: "POST /api/v1/events", do: postLeaf(func(f *abuseFix) []byte {
 			return signText(f.e.t, `{"kind":"register","actor":"maker","time":"2026-03-01T12:00:00Z","place":"`+strings.Repeat(xss, 3)+`","item":"01/`+abuseGTIN+`/21/XSS3","register":{"product":"P"}}`, f.e.keys["maker"])
 		}), status: 400, code: "malformed_event"},
-		// Batches.
+		// Batches of events.
+		{name: "batch of 1,001 events", route: "POST /api/v1/events/batch", do: func(f *abuseFix) (*http.Response, []byte) {
+			return f.postBatch(batchOf(f.e.t, f.accepted, 1001))
+		}, status: 413, code: "too_large"},
+		{name: "batch body of 5 MiB", route: "POST /api/v1/events/batch", do: func(f *abuseFix) (*http.Response, []byte) {
+			return f.postBatch(`{"events":["` + strings.Repeat("a", 5<<20) + `"]}`)
+		}, status: 413, code: "too_large"},
+		{name: "batch streamed 10 MiB (chunked, no length)", route: "POST /api/v1/events/batch", do: func(f *abuseFix) (*http.Response, []byte) {
+			return f.do(http.MethodPost, "/api/v1/events/batch", "application/json", io.MultiReader(strings.NewReader(`{"events":["`), &zeros{n: 10 << 20}))
+		}, status: 413, code: "too_large"},
+		{name: "batch that is a JSON array", route: "POST /api/v1/events/batch", do: func(f *abuseFix) (*http.Response, []byte) {
+			return f.postBatch(`["` + strings.ReplaceAll(string(f.accepted), "\n", `\n`) + `"]`)
+		}, status: 400, code: "bad_request"},
+		{name: "batch nested 10,000 arrays deep", route: "POST /api/v1/events/batch", do: func(f *abuseFix) (*http.Response, []byte) {
+			return f.postBatch(`{"events":` + strings.Repeat("[", 10000) + strings.Repeat("]", 10000) + `}`)
+		}, status: 400, code: "bad_request"},
+		{name: "batch sent as text/plain", route: "POST /api/v1/events/batch", do: func(f *abuseFix) (*http.Response, []byte) {
+			return f.do(http.MethodPost, "/api/v1/events/batch", "text/plain", strings.NewReader(batchOf(f.e.t, f.accepted, 1)))
+		}, status: 415, code: "unsupported_media_type"},
+		{name: "batch of 1,000 replays of an accepted note", route: "POST /api/v1/events/batch", do: func(f *abuseFix) (*http.Response, []byte) {
+			return f.postBatch(batchOf(f.e.t, f.latest, 1000))
+		}, status: 200, code: "batch", results: "1000 duplicate"},
+		{name: "batch of 1,000 replays of an older note of the item", route: "POST /api/v1/events/batch", do: func(f *abuseFix) (*http.Response, []byte) {
+			return f.postBatch(batchOf(f.e.t, f.accepted, 1000))
+		}, status: 200, code: "batch", results: "999 not_attempted, 1 already_registered"},
+		{name: "batch of 1,000 notes of \"hello\"", route: "POST /api/v1/events/batch", do: func(f *abuseFix) (*http.Response, []byte) {
+			return f.postBatch(batchOf(f.e.t, []byte("hello"), 1000))
+		}, status: 200, code: "batch", results: "1000 malformed_event"},
+		{name: "batch: a forged handoff, then a valid receive after it", route: "POST /api/v1/events/batch", do: func(f *abuseFix) (*http.Response, []byte) {
+			h := forge(f.e.sign(provenance.Event{Kind: provenance.KindHandoff, Actor: "courier", Item: f.id, Prev: merkle.LeafHash(f.latest),
+				Handoff: &provenance.Handoff{To: "maker"}}, f.e.keys["courier"]))
+			r := f.e.sign(provenance.Event{Kind: provenance.KindReceive, Actor: "maker", Item: f.id, Prev: merkle.LeafHash(h),
+				Receive: &provenance.Receive{By: "maker"}}, f.e.keys["maker"])
+			return f.postBatch(string(batchBody(f.e.t, h, r)))
+		}, status: 200, code: "batch", results: "1 bad_signature, 1 not_attempted"},
+		// Label sheets.
 		{name: "label sheet with 10,000 items", route: "GET /labels", do: func(f *abuseFix) (*http.Response, []byte) {
 			q := url.Values{}
 			for i := range 10000 {
@@ -378,6 +467,19 @@ func TestAbuse(t *testing.T) {
 				}
 			case "net/http":
 				// Go's server answers before the handler runs.
+			case "batch":
+				var br batchResponse
+				if err := json.Unmarshal(body, &br); err != nil {
+					t.Fatalf("batch answer: %v\n%.500s", err, body)
+				}
+				if got := batchSummary(br); got != row.results {
+					t.Errorf("batch results %q, want %q", got, row.results)
+				}
+				for i, r := range br.Results {
+					if r.Status >= 500 {
+						t.Errorf("result %d: %d %+v", i, r.Status, r.Error)
+					}
+				}
 			case "receipt", "duplicate":
 				var r receipt
 				if err := json.Unmarshal(body, &r); err != nil {
@@ -520,6 +622,8 @@ func TestAbuseTable(t *testing.T) {
 			code = "net/http (plain text, before the handler)"
 		case "receipt", "duplicate":
 			code = "receipt, `duplicate: " + fmt.Sprint(r.code == "duplicate") + "`"
+		case "batch":
+			code = "per event: " + r.results
 		}
 		app := "nothing"
 		if r.appends > 0 {

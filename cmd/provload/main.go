@@ -34,7 +34,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"golang.org/x/time/rate"
 	"io"
 	"math"
 	"net/http"
@@ -48,6 +47,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/provtrail/provtrail/web"
+	"golang.org/x/time/rate"
 )
 
 func main() {
@@ -105,12 +107,16 @@ type Config struct {
 	Timeout     time.Duration // per request
 
 	// Write mode.
-	Write           bool
-	OperatorKey     string // the operator's key file (DATA/operator.key)
-	Items           int    // items registered
-	Hops            int    // handoff/receive pairs per item
-	Couriers        int    // couriers enrolled
-	Read            bool   // also load a history page during the write load
+	Write       bool
+	OperatorKey string // the operator's key file (DATA/operator.key)
+	Items       int    // items registered
+	Hops        int    // handoff/receive pairs per item
+	Couriers    int    // couriers enrolled
+	// Batch is how many events one POST carries: 1 POSTs each event to
+	// /api/v1/events; more POST that many items' next events at once to
+	// /api/v1/events/batch.
+	Batch           int
+	Read            bool // also load a history page during the write load
 	ReadConcurrency int
 	// ReadRate caps the page loads per second, over all page workers:
 	// 0 loads as fast as the workers can.
@@ -133,6 +139,7 @@ func parseConfig(args []string, usage io.Writer) (Config, error) {
 	fs.IntVar(&cfg.Items, "items", 1000, "with -write: items to register, one chain each")
 	fs.IntVar(&cfg.Hops, "hops", 4, "with -write: handoff/receive pairs in each item's chain")
 	fs.IntVar(&cfg.Couriers, "couriers", 4, "with -write: couriers to enroll")
+	fs.IntVar(&cfg.Batch, "batch", 1, "with -write: `events` a POST carries; more than 1 sends that many items' next events in one POST /api/v1/events/batch")
 	fs.BoolVar(&cfg.Read, "read", false, "with -write: also load a history page (-item, or the first item's) during the write load")
 	fs.IntVar(&cfg.ReadConcurrency, "read-concurrency", 4, "with -write -read: page `workers`")
 	fs.Float64Var(&cfg.ReadRate, "read-rate", 0, "page loads per second over all page workers, like buyers scanning codes at a steady pace (default 0: as fast as the workers can)")
@@ -185,6 +192,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("-hops %d: want at least 1", c.Hops)
 	case c.Couriers < 2 || c.Couriers > 100:
 		return fmt.Errorf("-couriers %d: want 2 to 100 (a courier hands off to another)", c.Couriers)
+	case c.Batch < 1 || c.Batch > web.MaxBatch:
+		return fmt.Errorf("-batch %d: want 1 to %d events a POST", c.Batch, web.MaxBatch)
 	case c.Read && c.ReadConcurrency < 1:
 		return fmt.Errorf("-read-concurrency %d: want at least 1", c.ReadConcurrency)
 	}

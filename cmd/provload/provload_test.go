@@ -78,6 +78,10 @@ func TestValidate(t *testing.T) {
 		"write without key":  func(c *Config) { c.Write, c.Items, c.Hops, c.Couriers = true, 1, 1, 2 },
 		"one courier":        func(c *Config) { c.Write, c.OperatorKey, c.Items, c.Hops, c.Couriers = true, "k", 1, 1, 1 },
 		"negative read rate": func(c *Config) { c.ReadRate = -1 },
+		"zero batch":         func(c *Config) { c.Write, c.OperatorKey, c.Items, c.Hops, c.Couriers, c.Batch = true, "k", 1, 1, 2, 0 },
+		"batch over the max": func(c *Config) {
+			c.Write, c.OperatorKey, c.Items, c.Hops, c.Couriers, c.Batch = true, "k", 1, 1, 2, 1001
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := good
@@ -144,6 +148,41 @@ func TestWrite(t *testing.T) {
 	}
 }
 
+// TestWriteBatch runs the write load in batches, with pages read
+// alongside, and checks the log holds every event.
+func TestWriteBatch(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	node, err := datadir.Open(t.Context(), datadir.Config{Dir: dir, Logger: logger, PollInterval: time.Second, Log: datadir.LogConfig{Backend: "bolt"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer node.Close()
+	h, err := web.New(web.Config{Service: node.Service, Log: node.Log, BaseURL: "http://example.com", Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	var out bytes.Buffer
+	// 25 items in batches of 8: the last worker's batch is short.
+	err = run(t.Context(), []string{"-url", srv.URL, "-write", "-data", dir, "-items", "25", "-hops", "2", "-couriers", "3",
+		"-concurrency", "2", "-batch", "8", "-duration", "30s", "-read", "-read-concurrency", "1"}, &out)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, &out)
+	}
+	t.Log(out.String())
+	for _, want := range []string{"/api/v1/events/batch: 25 items", "2 workers (up to 8 items' events a POST)", "events    100 ok, 0 failed", "all chains done", "page views/s"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output does not say %q:\n%s", want, &out)
+		}
+	}
+	// 4 enrollments, 25 registrations, 100 chain events.
+	if cp, err := node.Log.Checkpoint(t.Context()); err != nil || cp.Size != 4+25+100 {
+		t.Errorf("log size %d (%v), want %d", cp.Size, err, 4+25+100)
+	}
+}
+
 // slowService delays each Submit, so that writes pile up.
 type slowService struct {
 	web.Service
@@ -155,43 +194,59 @@ func (s slowService) Submit(ctx context.Context, leaf []byte) (provenance.Receip
 	return s.Service.Submit(ctx, leaf)
 }
 
+// SubmitBatch holds each event's write slot for the delay.
+func (s slowService) SubmitBatch(ctx context.Context, leaves [][]byte, workers int, admit func(context.Context) (func(), error)) []provenance.BatchResult {
+	slow := func(ctx context.Context) (func(), error) {
+		release, err := admit(ctx)
+		if err == nil {
+			time.Sleep(s.delay)
+		}
+		return release, err
+	}
+	return s.Service.SubmitBatch(ctx, leaves, workers, slow)
+}
+
 // TestWriteTurnedAway runs the write load against a provd handler with one
 // write slot and a slow disk: writes turned away (503 with Retry-After)
 // are counted apart, not as failures, and sent again, so every event is
 // logged and provload succeeds.
 func TestWriteTurnedAway(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "data")
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	node, err := datadir.Open(t.Context(), datadir.Config{Dir: dir, Logger: logger, PollInterval: time.Second, Log: datadir.LogConfig{Backend: "bolt"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer node.Close()
-	h, err := web.New(web.Config{Service: slowService{node.Service, 50 * time.Millisecond}, Log: node.Log, BaseURL: "http://example.com", Logger: logger,
-		Writes: web.WriteLimits{MaxInFlight: 1, MaxQueued: 1, QueueWait: time.Millisecond}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	defer srv.Close()
-	var out bytes.Buffer
-	err = run(t.Context(), []string{"-url", srv.URL, "-write", "-data", dir, "-items", "3", "-hops", "1", "-couriers", "2",
-		"-concurrency", "3", "-duration", "60s"}, &out)
-	if err != nil {
-		t.Fatalf("run: %v\n%s", err, &out)
-	}
-	t.Log(out.String())
-	m := regexp.MustCompile(`register  3 items in .*, 0 failed, turned away (\d+) times \(429/503, sent again\)`).FindStringSubmatch(out.String())
-	if m == nil || m[1] == "0" {
-		t.Errorf("output does not count registrations turned away:\n%s", &out)
-	}
-	for _, want := range []string{"events    6 ok, 0 failed, ", "all chains done"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("output does not say %q:\n%s", want, &out)
-		}
-	}
-	// 3 enrollments, 3 registrations, 6 chain events: none lost.
-	if cp, err := node.Log.Checkpoint(t.Context()); err != nil || cp.Size != 3+3+6 {
-		t.Errorf("log size %d (%v), want %d", cp.Size, err, 3+3+6)
+	for _, batch := range []string{"1", "3"} {
+		t.Run("batch "+batch, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "data")
+			logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+			node, err := datadir.Open(t.Context(), datadir.Config{Dir: dir, Logger: logger, PollInterval: time.Second, Log: datadir.LogConfig{Backend: "bolt"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer node.Close()
+			h, err := web.New(web.Config{Service: slowService{node.Service, 50 * time.Millisecond}, Log: node.Log, BaseURL: "http://example.com", Logger: logger,
+				Writes: web.WriteLimits{MaxInFlight: 1, MaxQueued: 1, QueueWait: time.Millisecond}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := httptest.NewServer(h)
+			defer srv.Close()
+			var out bytes.Buffer
+			err = run(t.Context(), []string{"-url", srv.URL, "-write", "-data", dir, "-items", "3", "-hops", "1", "-couriers", "2",
+				"-concurrency", "3", "-duration", "60s", "-batch", batch}, &out)
+			if err != nil {
+				t.Fatalf("run: %v\n%s", err, &out)
+			}
+			t.Log(out.String())
+			m := regexp.MustCompile(`register  3 items in .*, 0 failed, turned away (\d+) times \(429/503, sent again\)`).FindStringSubmatch(out.String())
+			if m == nil || m[1] == "0" {
+				t.Errorf("output does not count registrations turned away:\n%s", &out)
+			}
+			for _, want := range []string{"events    6 ok, 0 failed, ", "all chains done"} {
+				if !strings.Contains(out.String(), want) {
+					t.Errorf("output does not say %q:\n%s", want, &out)
+				}
+			}
+			// 3 enrollments, 3 registrations, 6 chain events: none lost.
+			if cp, err := node.Log.Checkpoint(t.Context()); err != nil || cp.Size != 3+3+6 {
+				t.Errorf("log size %d (%v), want %d", cp.Size, err, 3+3+6)
+			}
+		})
 	}
 }

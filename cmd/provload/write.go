@@ -47,8 +47,12 @@ func writeRun(ctx context.Context, cfg Config, stdout io.Writer) error {
 	}
 	client := newPoster(base, cfg.Concurrency+readers, cfg.Timeout)
 	defer client.close()
-	fmt.Fprintf(stdout, "POST %s/api/v1/events: %d items of 1 register + %d handoff/receive pairs, %d workers, for at most %v\n",
-		base, cfg.Items, cfg.Hops, cfg.Concurrency, cfg.Duration)
+	route, per := "/api/v1/events", ""
+	if cfg.Batch > 1 {
+		route, per = "/api/v1/events/batch", fmt.Sprintf(" (up to %d items' events a POST)", cfg.Batch)
+	}
+	fmt.Fprintf(stdout, "POST %s%s: %d items of 1 register + %d handoff/receive pairs, %d workers%s, for at most %v\n",
+		base, route, cfg.Items, cfg.Hops, cfg.Concurrency, per, cfg.Duration)
 
 	// Actors of this run only, so that runs on one log do not collide.
 	var tag [4]byte
@@ -99,7 +103,13 @@ func writeRun(ctx context.Context, cfg Config, stdout io.Writer) error {
 	for i, c := range chains {
 		registers[i], chains[i] = c[:1], c[1:]
 	}
-	reg := postChains(ctx, client, registers, cfg.Concurrency)
+	post := postChains
+	if cfg.Batch > 1 {
+		post = func(ctx context.Context, client *poster, chains [][]signedEvent, workers int) Result {
+			return postBatches(ctx, client, chains, workers, cfg.Batch)
+		}
+	}
+	reg := post(ctx, client, registers, cfg.Concurrency)
 	fmt.Fprintf(stdout, "register  %d items in %v (%.0f events/s, p99 %v), %d failed%s\n", len(reg.Latencies), reg.Elapsed.Round(time.Millisecond),
 		float64(len(reg.Latencies))/reg.Elapsed.Seconds(), round(reg.Percentile(0.99)), reg.Failed, turnedAwayNote(reg.TurnedAway))
 	if reg.Failed > 0 {
@@ -120,7 +130,7 @@ func writeRun(ctx context.Context, cfg Config, stdout io.Writer) error {
 		rcfg.Concurrency, rcfg.Duration = cfg.ReadConcurrency, cfg.Duration
 		wg.Go(func() { pages, _ = readLoad(wctx, rcfg, target) })
 	}
-	res := postChains(wctx, client, chains, cfg.Concurrency)
+	res := post(wctx, client, chains, cfg.Concurrency)
 	cancel() // the page load lasts as long as the write load
 	wg.Wait()
 
@@ -170,8 +180,9 @@ func turnedAwayNote(n int) string {
 // itself spends on an event, and on a machine shared with provd that
 // capped the write rate provload could measure (docs/performance.md).
 type poster struct {
-	client *fasthttp.Client
-	url    string // the events route
+	client   *fasthttp.Client
+	url      string // the events route
+	batchURL string // the batch route
 }
 
 func newPoster(base string, conns int, timeout time.Duration) *poster {
@@ -185,7 +196,7 @@ func newPoster(base string, conns int, timeout time.Duration) *poster {
 			WriteTimeout:             timeout,
 			NoDefaultUserAgentHeader: true,
 		},
-		url: base + "/api/v1/events",
+		url: base + "/api/v1/events", batchURL: base + "/api/v1/events/batch",
 	}
 }
 
@@ -395,4 +406,179 @@ func (p *poster) post(ctx context.Context, ev signedEvent) (time.Duration, error
 		return took, fmt.Errorf("receipt says the event %s was a duplicate", ev.hash)
 	}
 	return took, nil
+}
+
+// postBatches POSTs chains as batches: each worker takes size chains and
+// sends the next event of each in one batch, until they are all done or
+// ctx ends. An event turned away within a batch is sent again in the next
+// one, after the wait the server asked; a failed event ends its chain. An
+// event's latency is its batch's.
+func postBatches(ctx context.Context, client *poster, chains [][]signedEvent, workers, size int) Result {
+	tallies := make([]tally, workers)
+	var next atomic.Int64
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range tallies {
+		t := &tallies[w]
+		shed := func(err error) {
+			t.turnedAway++
+			if t.firstTurnedAway == nil {
+				t.firstTurnedAway = err
+			}
+		}
+		failed := func(err error) {
+			t.failed++
+			if t.firstErr == nil {
+				t.firstErr = err
+			}
+		}
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				from := int(next.Add(int64(size)) - int64(size))
+				if from >= len(chains) {
+					return
+				}
+				group := chains[from:min(from+size, len(chains))]
+				step := make([]int, len(group)) // the next event of each chain; -1 once it failed
+				for ctx.Err() == nil {
+					var evs []signedEvent
+					var of []int // the chain of each of evs
+					for j, c := range group {
+						if step[j] >= 0 && step[j] < len(c) {
+							evs = append(evs, c[step[j]])
+							of = append(of, j)
+						}
+					}
+					if len(evs) == 0 {
+						break
+					}
+					took, errs, wait, err := client.postBatch(ctx, evs)
+					var ta *turnedAway
+					switch {
+					case err != nil && ctx.Err() != nil:
+						return // the run is over
+					case errors.As(err, &ta):
+						shed(err)
+						wait = ta.wait
+					case err != nil:
+						failed(err)
+						return
+					}
+					for k, err := range errs {
+						switch {
+						case err == nil:
+							step[of[k]]++
+							t.took = append(t.took, took)
+						case errors.As(err, &ta):
+							shed(err)
+						default:
+							failed(err)
+							step[of[k]] = -1
+						}
+					}
+					if wait > 0 {
+						tm := time.NewTimer(wait)
+						select {
+						case <-ctx.Done():
+							tm.Stop()
+							return
+						case <-tm.C:
+						}
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	res := Result{Elapsed: time.Since(start)}
+	for _, t := range tallies {
+		res.Latencies = append(res.Latencies, t.took...)
+		res.Failed += t.failed
+		res.TurnedAway += t.turnedAway
+		if res.FirstErr == nil {
+			res.FirstErr = t.firstErr
+		}
+		if res.FirstTurnedAway == nil {
+			res.FirstTurnedAway = t.firstTurnedAway
+		}
+	}
+	slices.Sort(res.Latencies)
+	return res
+}
+
+// postBatch submits evs in one batch and checks each receipt names its
+// leaf, fresh. It returns one error per event (a *turnedAway for one the
+// server turned away), and the wait the server asked for before sending
+// those again. A batch turned away whole is a *turnedAway error.
+func (p *poster) postBatch(ctx context.Context, evs []signedEvent) (took time.Duration, errs []error, wait time.Duration, err error) {
+	if err := ctx.Err(); err != nil {
+		return 0, nil, 0, err
+	}
+	var body struct {
+		Events []string `json:"events"`
+	}
+	for _, ev := range evs {
+		body.Events = append(body.Events, string(ev.leaf))
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		return 0, nil, 0, err
+	}
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI(p.batchURL)
+	req.Header.SetMethod(http.MethodPost)
+	req.Header.SetContentType("application/json")
+	req.SetBodyRaw(b)
+	t0 := time.Now()
+	if err := p.client.Do(req, resp); err != nil {
+		return 0, nil, 0, fmt.Errorf("POST %s: %w", p.batchURL, err)
+	}
+	took = time.Since(t0)
+	rb, code := resp.Body(), resp.StatusCode()
+	status := fmt.Sprintf("%d %s", code, http.StatusText(code))
+	wait = retryWait(string(resp.Header.Peek("Retry-After")))
+	if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
+		return took, nil, wait, &turnedAway{status: status, body: bytes.Clone(rb), wait: wait}
+	}
+	if code != http.StatusOK {
+		return took, nil, 0, fmt.Errorf("status %s: %s", status, bytes.TrimSpace(rb))
+	}
+	var r struct {
+		Results []struct {
+			Status  int `json:"status"`
+			Receipt *struct {
+				LeafHash  string `json:"leaf_hash"`
+				Duplicate bool   `json:"duplicate"`
+			} `json:"receipt"`
+			Error json.RawMessage `json:"error"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal(rb, &r); err != nil {
+		return took, nil, 0, fmt.Errorf("batch answer %.200q: %w", rb, err)
+	}
+	if len(r.Results) != len(evs) {
+		return took, nil, 0, fmt.Errorf("batch answer has %d results for %d events", len(r.Results), len(evs))
+	}
+	errs = make([]error, len(evs))
+	anyTurnedAway := false
+	for i, res := range r.Results {
+		st := fmt.Sprintf("%d %s", res.Status, http.StatusText(res.Status))
+		switch {
+		case res.Status == http.StatusTooManyRequests || res.Status == http.StatusServiceUnavailable:
+			errs[i] = &turnedAway{status: st, body: res.Error, wait: wait}
+			anyTurnedAway = true
+		case res.Status != http.StatusCreated || res.Receipt == nil:
+			errs[i] = fmt.Errorf("event %s: status %s: %s", evs[i].hash, st, res.Error)
+		case res.Receipt.LeafHash != evs[i].hash:
+			errs[i] = fmt.Errorf("receipt names leaf %s, want %s", res.Receipt.LeafHash, evs[i].hash)
+		case res.Receipt.Duplicate:
+			errs[i] = fmt.Errorf("receipt says the event %s was a duplicate", evs[i].hash)
+		}
+	}
+	if !anyTurnedAway {
+		wait = 0
+	}
+	return took, errs, wait, nil
 }

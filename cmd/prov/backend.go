@@ -23,6 +23,10 @@ import (
 type backend interface {
 	// Submit appends a signed event and returns its receipt.
 	Submit(ctx context.Context, leaf []byte) (provenance.Receipt, error)
+	// SubmitBatch submits signed events at once, each accepted or refused
+	// on its own (provenance.Service.SubmitBatch), and returns one result
+	// per event; an error says the batch as a whole was not taken.
+	SubmitBatch(ctx context.Context, leaves [][]byte) ([]provenance.BatchResult, error)
 	// Item returns an item's state and history as the log has it.
 	Item(ctx context.Context, id provenance.ItemID) (provenance.ItemView, error)
 	// Bundle returns the proof bundle of an item.
@@ -99,6 +103,14 @@ func openLocal(ctx context.Context, dir string, create bool, origin string) (*lo
 
 func (b *localBackend) Submit(ctx context.Context, leaf []byte) (provenance.Receipt, error) {
 	return b.node.Service.Submit(ctx, leaf)
+}
+
+// localBatchWorkers is how many items of a batch the in-process Service
+// checks and appends at once.
+const localBatchWorkers = 64
+
+func (b *localBackend) SubmitBatch(ctx context.Context, leaves [][]byte) ([]provenance.BatchResult, error) {
+	return b.node.Service.SubmitBatch(ctx, leaves, localBatchWorkers, nil), nil
 }
 
 func (b *localBackend) Item(ctx context.Context, id provenance.ItemID) (provenance.ItemView, error) {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -32,7 +33,9 @@ first custodian.
 
 With --serial, one item with that serial (GS1 AI 21: up to 20 characters).
 Otherwise --count N items (default 1), each with a random, unguessable
-serial, submitted concurrently. Each item's GS1 Digital Link is printed on
+serial, --batch items a request (default 50), --workers requests at once.
+Each item is registered or refused on its own; prov stops sending at the
+first refusal and says how far it got. Each item's GS1 Digital Link is printed on
 stdout, one per line, ready to pipe into label printing; --base sets the
 host part. Progress goes to stderr: a bar on a terminal, else a summary.
 
@@ -52,7 +55,8 @@ Example:
 			count := fs.Int("count", 1, "how many items to register, each with a random serial")
 			place := fs.String("place", "", "where, coarsely (a `city`)")
 			base := fs.String("base", defaultBase, "the base `URL` of printed Digital Links")
-			workers := fs.Int("workers", 16, "how many items to submit at once")
+			workers := fs.Int("workers", 16, "how many requests to have in flight at once")
+			per := fs.Int("batch", 50, fmt.Sprintf("how many items one request registers, 1 to %d (1: one request an item)", maxBatch))
 			return func(ctx context.Context) error {
 				if err := required(fs, "key", "gtin", "product"); err != nil {
 					return err
@@ -66,6 +70,8 @@ Example:
 					return usagef("--count %d: want 1 to %d", *count, maxCount)
 				case *workers < 1:
 					return usagef("--workers %d: want at least 1", *workers)
+				case *per < 1 || *per > maxBatch:
+					return usagef("--batch %d: want 1 to %d", *per, maxBatch)
 				}
 				ids, err := c.newItems(*gtin, *serial, *count)
 				if err != nil {
@@ -84,7 +90,7 @@ Example:
 					return err
 				}
 				reg := &provenance.Register{Product: *product, Lot: *lot}
-				bt := &batch{conn: c, b: b, signer: signer, reg: reg, place: *place, base: *base, ids: ids}
+				bt := &batch{conn: c, b: b, signer: signer, reg: reg, place: *place, base: *base, ids: ids, per: *per}
 				return bt.run(ctx, *workers)
 			}
 		},
@@ -141,6 +147,7 @@ type batch struct {
 	place  string
 	base   string
 	ids    []provenance.ItemID
+	per    int // items a request registers
 
 	mu        sync.Mutex // guards what follows, and stdout
 	done      int
@@ -150,18 +157,22 @@ type batch struct {
 }
 
 func (bt *batch) run(ctx context.Context, workers int) error {
-	jobs := make(chan provenance.ItemID)
+	jobs := make(chan []provenance.ItemID)
 	var wg sync.WaitGroup
-	for range min(workers, len(bt.ids)) {
+	for range min(workers, (len(bt.ids)+bt.per-1)/bt.per) {
 		wg.Go(func() {
-			for id := range jobs {
-				bt.register(ctx, id)
+			for ids := range jobs {
+				if len(ids) == 1 {
+					bt.register(ctx, ids[0])
+				} else {
+					bt.registerBatch(ctx, ids)
+				}
 			}
 		})
 	}
 	stopBar := bt.progress()
 feed:
-	for _, id := range bt.ids {
+	for ids := range slices.Chunk(bt.ids, bt.per) {
 		bt.mu.Lock()
 		failed := bt.first != nil
 		bt.mu.Unlock()
@@ -169,7 +180,7 @@ feed:
 			break
 		}
 		select {
-		case jobs <- id:
+		case jobs <- ids:
 		case <-ctx.Done():
 			break feed
 		}
@@ -180,12 +191,49 @@ feed:
 	return bt.summary(ctx)
 }
 
-func (bt *batch) register(ctx context.Context, id provenance.ItemID) {
-	ev := provenance.Event{Kind: provenance.KindRegister, Actor: bt.signer.Name(), Time: bt.eventTime(),
+func (bt *batch) event(id provenance.ItemID) provenance.Event {
+	return provenance.Event{Kind: provenance.KindRegister, Actor: bt.signer.Name(), Time: bt.eventTime(),
 		Place: bt.place, Item: id, Register: bt.reg}
-	r, err := submit(ctx, bt.b, ev, bt.signer)
+}
+
+func (bt *batch) register(ctx context.Context, id provenance.ItemID) {
+	r, err := submit(ctx, bt.b, bt.event(id), bt.signer)
 	bt.mu.Lock()
 	defer bt.mu.Unlock()
+	bt.record(id, r, err)
+}
+
+// registerBatch registers ids in one request.
+func (bt *batch) registerBatch(ctx context.Context, ids []provenance.ItemID) {
+	leaves := make([][]byte, len(ids))
+	for i, id := range ids {
+		leaf, err := provenance.Sign(bt.event(id), bt.signer)
+		if err != nil {
+			bt.mu.Lock()
+			bt.record(id, provenance.Receipt{}, err)
+			bt.mu.Unlock()
+			return
+		}
+		leaves[i] = leaf
+	}
+	results, err := bt.b.SubmitBatch(ctx, leaves)
+	bt.mu.Lock()
+	defer bt.mu.Unlock()
+	if err != nil {
+		bt.record(ids[0], provenance.Receipt{}, err)
+		return
+	}
+	for i, r := range results {
+		err := r.Err
+		if re := (*provenance.RuleError)(nil); errors.As(err, &re) {
+			err = &refusedError{re}
+		}
+		bt.record(ids[i], r.Receipt, err)
+	}
+}
+
+// record notes the outcome of registering id. Called with bt.mu held.
+func (bt *batch) record(id provenance.ItemID, r provenance.Receipt, err error) {
 	if err != nil {
 		if bt.first == nil {
 			bt.first = err

@@ -99,6 +99,11 @@ var sentinels = map[string]error{
 
 // do sends a request and returns the body of a 2xx answer, or an error.
 func (b *httpBackend) do(ctx context.Context, method, path string, body []byte) (int, []byte, error) {
+	return b.doAs(ctx, method, path, "text/plain; charset=utf-8", body)
+}
+
+// doAs is do with the body's content type.
+func (b *httpBackend) doAs(ctx context.Context, method, path, contentType string, body []byte) (int, []byte, error) {
 	var r io.Reader
 	if body != nil {
 		r = bytes.NewReader(body)
@@ -108,7 +113,7 @@ func (b *httpBackend) do(ctx context.Context, method, path string, body []byte) 
 		return 0, nil, err
 	}
 	if body != nil {
-		req.Header.Set("Content-Type", "text/plain; charset=utf-8")
+		req.Header.Set("Content-Type", contentType)
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := b.client.Do(req)
@@ -187,28 +192,39 @@ func (b *httpBackend) Submit(ctx context.Context, leaf []byte) (provenance.Recei
 	body, err := b.postEvent(ctx, leaf)
 	var ae *apiError
 	if errors.As(err, &ae) && ae.Status >= 400 && ae.Status < 500 && ae.err != nil {
-		// A refusal: say it as the local Service does.
-		re := &provenance.RuleError{Err: &refusal{reason: ae.Message, err: ae.err}}
-		if e, perr := provenance.ParseEvent(leaf); perr == nil {
-			re.Kind, re.Item, re.Actor = e.Kind, e.Item, e.Actor
-		}
-		return provenance.Receipt{}, re
+		return provenance.Receipt{}, refused(leaf, ae)
 	}
 	if err != nil {
 		return provenance.Receipt{}, err
 	}
-	var r struct {
-		Index      uint64 `json:"index"`
-		LeafHash   string `json:"leaf_hash"`
-		Checkpoint string `json:"checkpoint"`
-		Proof      string `json:"proof"`
-		Duplicate  bool   `json:"duplicate"`
-	}
+	var r receiptJSON
 	if err := json.Unmarshal(body, &r); err != nil {
 		return provenance.Receipt{}, fmt.Errorf("server %s: receipt is not JSON: %w", b.base, err)
 	}
-	// Check the receipt: the proof must put this very leaf in a checkpoint
-	// signed by the log key.
+	return b.checkReceipt(ctx, leaf, r)
+}
+
+// receiptJSON is a receipt as provd answers it.
+type receiptJSON struct {
+	Index      uint64 `json:"index"`
+	LeafHash   string `json:"leaf_hash"`
+	Checkpoint string `json:"checkpoint"`
+	Proof      string `json:"proof"`
+	Duplicate  bool   `json:"duplicate"`
+}
+
+// refused says a refusal of leaf as the local Service does.
+func refused(leaf []byte, ae *apiError) error {
+	re := &provenance.RuleError{Err: &refusal{reason: ae.Message, err: ae.err}}
+	if e, perr := provenance.ParseEvent(leaf); perr == nil {
+		re.Kind, re.Item, re.Actor = e.Kind, e.Item, e.Actor
+	}
+	return re
+}
+
+// checkReceipt checks a receipt for leaf: the proof must put this very
+// leaf in a checkpoint signed by the log key.
+func (b *httpBackend) checkReceipt(ctx context.Context, leaf []byte, r receiptJSON) (provenance.Receipt, error) {
 	trust, err := b.Trust(ctx)
 	if err != nil {
 		return provenance.Receipt{}, err
@@ -225,6 +241,107 @@ func (b *httpBackend) Submit(ctx context.Context, leaf []byte) (provenance.Recei
 		return provenance.Receipt{}, fmt.Errorf("server %s answered with a receipt for index %d that proves index %d", b.base, r.Index, index)
 	}
 	return provenance.Receipt{Index: index, LeafHash: merkle.LeafHash(leaf), Checkpoint: cp, Proof: []byte(r.Proof), Duplicate: r.Duplicate}, nil
+}
+
+// batchPath is provd's batch route; maxBatch the most events it takes at
+// once.
+const (
+	batchPath = "/api/v1/events/batch"
+	maxBatch  = 1000
+)
+
+// SubmitBatch POSTs leaves as one batch. The events the server turned away
+// (503 or 429 in their results) are sent again after the wait it asked
+// for, up to b.tries times in all, as is a batch turned away whole. Each
+// receipt is checked as Submit checks it.
+func (b *httpBackend) SubmitBatch(ctx context.Context, leaves [][]byte) ([]provenance.BatchResult, error) {
+	if len(leaves) > maxBatch {
+		return nil, fmt.Errorf("a batch holds at most %d events, not %d", maxBatch, len(leaves))
+	}
+	results := make([]provenance.BatchResult, len(leaves))
+	pending := make([]int, len(leaves)) // positions still to send
+	for i := range pending {
+		pending[i] = i
+	}
+	for try := 1; ; try++ {
+		var req struct {
+			Events []string `json:"events"`
+		}
+		for _, i := range pending {
+			req.Events = append(req.Events, string(leaves[i]))
+		}
+		body, err := json.Marshal(req)
+		if err != nil {
+			return nil, err
+		}
+		var wait time.Duration
+		why := ""
+		_, out, err := b.doAs(ctx, http.MethodPost, batchPath, "application/json", body)
+		var ae *apiError
+		switch {
+		case errors.As(err, &ae) && ae.RetryAfter > 0:
+			wait, why = ae.RetryAfter, oneLine(ae.Message)+"; sending the batch again"
+			for _, i := range pending {
+				results[i] = provenance.BatchResult{Err: err}
+			}
+		case err != nil:
+			return nil, err
+		default:
+			var answer struct {
+				Results []struct {
+					Status  int          `json:"status"`
+					Receipt *receiptJSON `json:"receipt"`
+					Error   *struct {
+						Code    string `json:"code"`
+						Message string `json:"message"`
+					} `json:"error"`
+				} `json:"results"`
+			}
+			if err := json.Unmarshal(out, &answer); err != nil || len(answer.Results) != len(pending) {
+				return nil, fmt.Errorf("server %s: the answer to a batch of %d events is not one result per event (%v)", b.base, len(pending), err)
+			}
+			var again []int
+			for k, res := range answer.Results {
+				i := pending[k]
+				switch {
+				case res.Receipt != nil && (res.Status == http.StatusCreated || res.Status == http.StatusOK):
+					results[i].Receipt, results[i].Err = b.checkReceipt(ctx, leaves[i], *res.Receipt)
+				case res.Error == nil:
+					results[i].Err = fmt.Errorf("server %s: result %d of a batch: status %d without an error", b.base, k, res.Status)
+				default:
+					ae := &apiError{Status: res.Status, Code: res.Error.Code, Message: res.Error.Message, err: sentinels[res.Error.Code]}
+					switch {
+					case res.Status == http.StatusTooManyRequests || res.Status == http.StatusServiceUnavailable:
+						again = append(again, i)
+						results[i].Err = ae
+						wait = time.Second // as an overloaded server asks
+					case res.Error.Code == "not_attempted":
+						results[i].Err = fmt.Errorf("%w: %s", provenance.ErrNotAttempted, res.Error.Message)
+					case ae.err != nil && res.Status < 500:
+						results[i].Err = refused(leaves[i], ae)
+					default:
+						results[i].Err = ae
+					}
+				}
+			}
+			pending = again
+			why = fmt.Sprintf("turned away %d events of a batch; sending them again", len(pending))
+		}
+		if len(pending) == 0 || try >= b.tries {
+			return results, nil
+		}
+		wait = min(wait, b.maxWait)
+		if b.notes != nil {
+			fmt.Fprintf(b.notes, "prov: server %s: %s in %v (try %d of %d)\n", b.base, why, wait, try+1, b.tries)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 // refusal is the reason a server gave for refusing an event. It unwraps

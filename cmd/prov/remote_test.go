@@ -2,11 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/provtrail/provtrail/cmd/internal/datadir"
+	"github.com/provtrail/provtrail/merkle"
 	"github.com/provtrail/provtrail/provenance"
 	"github.com/provtrail/provtrail/web"
 )
@@ -141,4 +144,62 @@ func TestWebhooksVerb(t *testing.T) {
 	if r.stdout != "" || !strings.Contains(r.stderr, "no webhook deliveries recorded") {
 		t.Errorf("webhooks on a new directory: %q %q", r.stdout, r.stderr)
 	}
+}
+
+// TestSubmitBatchOverHTTP checks the HTTP backend's batches: receipts
+// checked, a duplicate, and refusals said as the local Service says them.
+func TestSubmitBatchOverHTTP(t *testing.T) {
+	w := newWorld(t)
+	acme := w.enroll("acme", "manufacturer", "Acme Ltd")
+	courier := w.enroll("courier-x", "courier", "Swift")
+	url := w.serve()
+	hb, err := newHTTPBackend(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign := func(keyFile, serial string) []byte {
+		t.Helper()
+		s, err := loadSigner(keyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := provenance.NewItemID(testGTIN, serial)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaf, err := provenance.Sign(provenance.Event{Kind: provenance.KindRegister, Actor: s.Name(), Time: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC),
+			Item: id, Register: &provenance.Register{Product: "Chair"}}, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return leaf
+	}
+	reg := sign(acme, "B1")
+	res, err := hb.SubmitBatch(t.Context(), [][]byte{reg, reg, []byte("hello"), sign(courier, "B2")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Err != nil || res[0].Receipt.Duplicate || res[0].Receipt.LeafHash != merkle.LeafHash(reg) {
+		t.Errorf("register: %+v", res[0])
+	}
+	if res[1].Err != nil || !res[1].Receipt.Duplicate || res[1].Receipt.Index != res[0].Receipt.Index {
+		t.Errorf("the same register again: %+v, want a duplicate of index %d", res[1], res[0].Receipt.Index)
+	}
+	var re *provenance.RuleError
+	if !errors.As(res[2].Err, &re) || !errors.Is(res[2].Err, provenance.ErrMalformedEvent) {
+		t.Errorf("garbage: %v, want a RuleError matching ErrMalformedEvent", res[2].Err)
+	}
+	if !errors.Is(res[3].Err, provenance.ErrWrongRole) || !strings.Contains(res[3].Err.Error(), "register of 01/09506000134352/21/B2 by courier-x") {
+		t.Errorf("register by a courier: %v, want ErrWrongRole naming the event", res[3].Err)
+	}
+	if _, err := hb.SubmitBatch(t.Context(), make([][]byte, maxBatch+1)); err == nil || !strings.Contains(err.Error(), "at most 1000 events") {
+		t.Errorf("a batch over the limit: %v", err)
+	}
+
+	// prov register in batches over HTTP.
+	r := prov(t, "register", "--server", url, "--key", acme, "--gtin", testGTIN, "--product", "Chair", "--count", "30", "--batch", "7").ok(t)
+	if got := len(strings.Fields(r.stdout)); got != 30 || !strings.Contains(r.stderr, "registered 30 items") {
+		t.Errorf("register --count 30 --batch 7: %d links\n%s", got, r.stderr)
+	}
+	prov(t, "register", "--server", url, "--key", acme, "--gtin", testGTIN, "--product", "Chair", "--count", "3", "--batch", "1001").fails(t, exitUsage, "--batch 1001: want 1 to 1000")
 }

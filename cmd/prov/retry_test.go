@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -22,6 +23,11 @@ type busy struct {
 	next    http.Handler
 	answers []busyAnswer
 	posts   atomic.Int64
+	// batchAnswers answer the first batch POSTs: a whole batch turned
+	// away, or, with status 200, every event of it turned away within
+	// the batch.
+	batchAnswers []busyAnswer
+	batchPosts   atomic.Int64
 }
 
 type busyAnswer struct {
@@ -31,6 +37,26 @@ type busyAnswer struct {
 }
 
 func (b *busy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost && r.URL.Path == batchPath {
+		n := int(b.batchPosts.Add(1))
+		if n <= len(b.batchAnswers) {
+			a := b.batchAnswers[n-1]
+			if a.retryAfter != "" {
+				w.Header().Set("Retry-After", a.retryAfter)
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(a.status)
+			if a.status != http.StatusOK {
+				w.Write([]byte(`{"error":{"code":"` + a.code + `","message":"busy: ` + a.code + `"}}`))
+				return
+			}
+			var req struct{ Events []string }
+			json.NewDecoder(r.Body).Decode(&req)
+			results := strings.Repeat(`{"status":503,"error":{"code":"`+a.code+`","message":"busy"}},`, len(req.Events))
+			w.Write([]byte(`{"results":[` + strings.TrimSuffix(results, ",") + `]}`))
+			return
+		}
+	}
 	if r.Method == http.MethodPost && r.URL.Path == "/api/v1/events" {
 		n := int(b.posts.Add(1))
 		if n <= len(b.answers) {
@@ -105,6 +131,40 @@ func TestSubmitRetries(t *testing.T) {
 	cp, _ := io.ReadAll(resp.Body)
 	if lines := strings.Split(string(cp), "\n"); len(lines) < 2 || lines[1] != "1" {
 		t.Errorf("checkpoint %q, want the log at size 1", cp)
+	}
+}
+
+// TestBatchRetries checks prov register sends a batch turned away whole
+// again, then the events turned away within it, and each item is logged
+// once.
+func TestBatchRetries(t *testing.T) {
+	w := newWorld(t)
+	acme := w.enroll("acme", "manufacturer", "Acme Ltd")
+	b := &busy{batchAnswers: []busyAnswer{
+		{http.StatusServiceUnavailable, "overloaded", "1"},
+		{http.StatusOK, "overloaded", "1"},
+	}}
+	url := w.serveBusy(b)
+	r := prov(t, "register", "--server", url, "--key", acme, "--gtin", testGTIN, "--product", "Chair", "--count", "12", "--batch", "12").ok(t)
+	if got := len(strings.Fields(r.stdout)); got != 12 {
+		t.Errorf("%d links printed, want 12:\n%s", got, r.stdout)
+	}
+	if got := b.batchPosts.Load(); got != 3 {
+		t.Errorf("%d batch POSTs, want 3", got)
+	}
+	for _, want := range []string{"busy: overloaded; sending the batch again in 1s (try 2 of 4)", "turned away 12 events of a batch; sending them again in 1s (try 3 of 4)"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr does not say %q:\n%s", want, r.stderr)
+		}
+	}
+	resp, err := http.Get(url + "/checkpoint")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	cp, _ := io.ReadAll(resp.Body)
+	if lines := strings.Split(string(cp), "\n"); len(lines) < 2 || lines[1] != "13" {
+		t.Errorf("checkpoint %q, want the log at size 13 (an enrollment, 12 items)", cp)
 	}
 }
 

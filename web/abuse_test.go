@@ -81,7 +81,7 @@ type abuseRow struct {
 	// a 200 duplicate receipt, "receipt" for a 201, "net/http" for an answer
 	// of Go's server before the handler, "" to check the status only.
 	code    string
-	appends int    // how many entries the row appends
+	appends int // how many entries the row appends
 	// results is, for code "batch" (a 200 batch answer), what became of
 	// its events: "N code" by error code ("receipt", "duplicate" for 201
 	// and 200), most frequent first, joined by ", ".

@@ -62,6 +62,12 @@ func (s *Server) postEvent(c *gin.Context) {
 		return
 	}
 	release, err := s.admit.acquire(c.Request.Context())
+	if err != nil && !errors.Is(err, errOverloaded) {
+		_, code := classify(err)
+		s.metrics.events.WithLabelValues(code).Inc()
+		s.abortJSON(c, err)
+		return
+	}
 	if err != nil {
 		s.metrics.events.WithLabelValues("overloaded").Inc()
 		c.Header("Retry-After", "1")

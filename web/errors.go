@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"syscall"
@@ -53,10 +54,19 @@ var storageFull = []error{syscall.ENOSPC, syscall.EDQUOT, syscall.EFBIG}
 // storageFullMessage is what a client is told when storage is full.
 const storageFullMessage = "the server's disk is full; the event was not stored; retry later"
 
+// statusClientClosed answers a request whose client went away before it
+// was done (nginx's 499): nobody reads it, but the request log and the
+// metrics say what happened instead of an internal error.
+const statusClientClosed = 499
+
 // classify returns the status and error code for err. Storage full is
-// 503, "storage_full". An error that is no known domain error is
+// 503, "storage_full"; a client gone while its request was handled is
+// 499, "client_closed". An error that is no known domain error is
 // internal: 500, "internal".
 func classify(err error) (status int, code string) {
+	if errors.Is(err, context.Canceled) {
+		return statusClientClosed, "client_closed"
+	}
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
 		return http.StatusRequestEntityTooLarge, "too_large"

@@ -3,6 +3,7 @@ package web_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -388,4 +389,89 @@ func enrollEvent(e *env, id string, role provenance.Role) provenance.Event {
 	e.keys[id] = signer
 	return provenance.Event{Kind: provenance.KindEnroll, Actor: provenance.OperatorID,
 		Enroll: &provenance.Actor{ID: id, Role: role, Name: id, Key: vkey}}
+}
+
+// lockedBuffer is a log sink the server's goroutines share.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestClientGone checks a client that goes away while its write waits for
+// a slot, or while it is being appended, is logged and counted as such
+// (499, "client_closed"), not as an internal error, and appends nothing.
+func TestClientGone(t *testing.T) {
+	node := openNode(t)
+	svc := &gatedService{Service: node.Service, entered: make(chan struct{}, 100)}
+	var logs lockedBuffer
+	s, err := web.New(web.Config{Service: svc, Log: node.Log, Scans: &memScans{}, BaseURL: baseURL,
+		Logger: slog.New(slog.NewJSONHandler(&logs, nil)), Writes: web.WriteLimits{MaxInFlight: 1, MaxQueued: 1, QueueWait: 10 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	e := &env{t: t, node: node, server: s, srv: srv, keys: map[string]note.Signer{}, time: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}
+	e.direct(e.sign(enrollEvent(e, "maker", provenance.RoleManufacturer), e.node.Operator))
+	size := e.checkpointSize()
+
+	open := svc.hold()
+	defer open()
+	send := func(ctx context.Context, serial string) chan error {
+		done := make(chan error, 1)
+		leaf := e.registerLeaf("maker", mustItem(t, gtin, serial), "Gone", "Shenzhen")
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/api/v1/events", strings.NewReader(string(leaf)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "text/plain")
+		go func() {
+			resp, err := http.DefaultClient.Do(req)
+			if err == nil {
+				resp.Body.Close()
+			}
+			done <- err
+		}()
+		return done
+	}
+	ctxA, cancelA := context.WithCancel(t.Context())
+	a := send(ctxA, "GONE1")
+	<-svc.entered // A holds the only slot, at the gate
+	ctxB, cancelB := context.WithCancel(t.Context())
+	b := send(ctxB, "GONE2")
+	time.Sleep(100 * time.Millisecond) // B waits for the slot
+	cancelB()
+	cancelA()
+	for _, done := range []chan error{a, b} {
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("client: %v, want its own cancellation", err)
+		}
+	}
+	// The server notices the clients are gone and ends both requests.
+	deadline := time.Now().Add(10 * time.Second)
+	for e.metric(`provtrail_events_submitted_total{outcome="client_closed"}`) != "2" && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := e.metric(`provtrail_events_submitted_total{outcome="client_closed"}`); got != "2" {
+		t.Errorf("client_closed counted %q, want 2\n%s", got, logs.String())
+	}
+	out := logs.String()
+	if strings.Contains(out, "internal error") || strings.Count(out, `"status":499`) != 2 {
+		t.Errorf("log does not say two requests ended 499 without an internal error:\n%s", out)
+	}
+	if got := e.checkpointSize(); got != size {
+		t.Errorf("log grew from %d to %d", size, got)
+	}
 }

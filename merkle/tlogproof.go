@@ -18,7 +18,7 @@ type Proof struct {
 
 // FormatProof encodes p as a C2SP tlog-proof@v1.
 func FormatProof(p Proof) []byte {
-	tp := proof.TLogProof{Index: p.Index, Checkpoint: p.Checkpoint}
+	tp := proof.TLogProof{Index: p.Index, Checkpoint: p.Checkpoint, Hashes: make([][32]byte, 0, len(p.Hashes))}
 	for _, h := range p.Hashes {
 		tp.Hashes = append(tp.Hashes, h)
 	}

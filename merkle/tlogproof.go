@@ -2,7 +2,9 @@ package merkle
 
 import (
 	"bytes"
+	"encoding/base64"
 	"fmt"
+	"math"
 
 	"github.com/transparency-dev/formats/proof"
 	"golang.org/x/mod/sumdb/note"
@@ -30,6 +32,15 @@ func FormatProof(p Proof) []byte {
 // has exactly one byte form. Its errors match ErrBadProof. It does not verify
 // anything: see VerifyProof.
 func ParseProof(b []byte) (Proof, error) {
+	if p, ok := parseCanonicalProof(b); ok {
+		return p, nil
+	}
+	return parseProof(b)
+}
+
+// parseProof is ParseProof the library's way: decode, then check that
+// encoding the result gives b back.
+func parseProof(b []byte) (Proof, error) {
 	var tp proof.TLogProof
 	if err := tp.Unmarshal(b); err != nil {
 		return Proof{}, fmt.Errorf("%w: parse tlog-proof: %v", ErrBadProof, err)
@@ -45,6 +56,64 @@ func ParseProof(b []byte) (Proof, error) {
 		return Proof{}, fmt.Errorf("%w: parse tlog-proof: not in canonical form", ErrBadProof)
 	}
 	return p, nil
+}
+
+// canonicalProofHeader starts every proof FormatProof writes.
+const canonicalProofHeader = "c2sp.org/tlog-proof@v1\nindex "
+
+// parseCanonicalProof reads b in one pass if it is exactly what
+// FormatProof writes, and reports whether it was; anything else is left to
+// parseProof, which decides. A bundle carries a proof for every entry, and
+// the library's reader and the re-encoding cost more than the inclusion
+// proof's hashing. FuzzParseCanonicalProof checks that whatever this
+// accepts, parseProof accepts alike.
+func parseCanonicalProof(b []byte) (Proof, bool) {
+	// The library reads lines of at most 64 KiB: leave longer proofs to it.
+	if len(b) > 60000 || !bytes.HasPrefix(b, []byte(canonicalProofHeader)) {
+		return Proof{}, false
+	}
+	rest := b[len(canonicalProofHeader):]
+	nl := bytes.IndexByte(rest, '\n')
+	if nl < 1 || nl > 20 || (rest[0] == '0' && nl > 1) {
+		return Proof{}, false
+	}
+	var index uint64
+	for _, c := range rest[:nl] {
+		if c < '0' || c > '9' || index > (math.MaxUint64-uint64(c-'0'))/10 {
+			return Proof{}, false
+		}
+		index = index*10 + uint64(c-'0')
+	}
+	rest = rest[nl+1:]
+	const line = 44 // a base64 SHA-256 hash
+	p := Proof{Index: index, Hashes: make([]Hash, 0, len(rest)/(line+1))}
+	for {
+		if len(rest) > 0 && rest[0] == '\n' {
+			rest = rest[1:]
+			break
+		}
+		if len(rest) < line+1 || rest[line] != '\n' {
+			return Proof{}, false
+		}
+		var raw [33]byte
+		var again [line]byte
+		if n, err := base64.StdEncoding.Decode(raw[:], rest[:line]); err != nil || n != HashSize {
+			return Proof{}, false
+		}
+		// One encoding only: the unused bits of the last digit are zero.
+		if base64.StdEncoding.Encode(again[:], raw[:HashSize]); !bytes.Equal(again[:], rest[:line]) {
+			return Proof{}, false
+		}
+		p.Hashes = append(p.Hashes, Hash(raw[:HashSize]))
+		rest = rest[line+1:]
+	}
+	// The checkpoint is the rest, lines that each end in "\n" and hold no
+	// "\r" (the library's reader drops one before "\n").
+	if len(rest) == 0 || rest[len(rest)-1] != '\n' || bytes.IndexByte(rest, '\r') >= 0 {
+		return Proof{}, false
+	}
+	p.Checkpoint = bytes.Clone(rest)
+	return p, true
 }
 
 // VerifyProof checks that the tlog-proof b proves leaf is in the log with

@@ -311,6 +311,9 @@ func decodeEventText(text string) (Event, error) {
 	if len(line) > maxEventJSONBytes {
 		return Event{}, malformed("json", "%d bytes, at most %d", len(line), maxEventJSONBytes)
 	}
+	if w, ok := decodeEventCanonical(line); ok {
+		return w.event()
+	}
 	var w wireEvent
 	dec := json.NewDecoder(strings.NewReader(line))
 	dec.DisallowUnknownFields()

@@ -159,3 +159,75 @@ func TestDecodeBundleRoundTrip(t *testing.T) {
 		t.Error("a bundle BuildBundle wrote did not take the fast path")
 	}
 }
+
+// FuzzDecodeEventCanonical checks the event JSON's fast path against
+// encoding/json: whatever decodeEventCanonical accepts, encoding/json
+// decodes alike (no unknown fields, nothing after), and re-encoding gives
+// the same bytes, as Sign writes them.
+func FuzzDecodeEventCanonical(f *testing.F) {
+	w := bundleWorld(f)
+	for _, leaf := range w.leaves {
+		_, line, _ := bytes.Cut(leaf, []byte("\n"))
+		line, _, _ = bytes.Cut(line, []byte("\n"))
+		f.Add(string(line))
+	}
+	for _, s := range trickyStrings {
+		b, err := json.Marshal(s)
+		if err != nil {
+			f.Fatal(err)
+		}
+		q := string(b)
+		f.Add(`{"kind":"dispute","actor":` + q + `,"time":"x","place":` + q + `,"dispute":{"reason":` + q + `,"evidence":[` + q + `,` + q + `]}}`)
+		f.Add(`{"kind":"handoff","actor":"a","time":"t","handoff":{"claim":` + q + `,"salt":"s"}}`)
+	}
+	f.Add(`{"kind":"receive","actor":"a","time":"t","receive":{}}`)
+	f.Add(`{"kind":"x","actor":"a","time":"t","place":""}`)
+	f.Add(`{"kind":"x","actor":"a","time":"t","dispute":{"reason":"r","evidence":[]}}`)
+	f.Add(`{"kind":"x","actor":"a","time":"t","enroll":{"id":"i","role":"r","name":"n","key":"k"},"ruling":{"decision":"d"}}`)
+	f.Fuzz(func(t *testing.T, line string) {
+		fast, ok := decodeEventCanonical(line)
+		if !ok {
+			return
+		}
+		var slow wireEvent
+		dec := json.NewDecoder(bytes.NewReader([]byte(line)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&slow); err != nil {
+			t.Fatalf("fast path accepted what encoding/json refuses: %v", err)
+		}
+		if dec.More() {
+			t.Fatalf("fast path accepted trailing data")
+		}
+		if !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("fast path decoded %+v, encoding/json %+v", fast, slow)
+		}
+		var canon bytes.Buffer
+		enc := json.NewEncoder(&canon)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(slow); err != nil || canon.String() != line+"\n" {
+			t.Fatalf("fast path accepted %q, not in canonical form %q (%v)", line, canon.String(), err)
+		}
+	})
+}
+
+// TestDecodeEventCanonicalTaken checks events as Sign writes them take the
+// fast path, each kind of them.
+func TestDecodeEventCanonicalTaken(t *testing.T) {
+	w := bundleWorld(t)
+	kinds := map[Kind]bool{}
+	for _, leaf := range w.leaves {
+		_, line, _ := bytes.Cut(leaf, []byte("\n"))
+		line, _, _ = bytes.Cut(line, []byte("\n"))
+		got, ok := decodeEventCanonical(string(line))
+		if !ok {
+			t.Errorf("event %s takes the slow path", line)
+			continue
+		}
+		kinds[got.Kind] = true
+	}
+	for _, k := range []Kind{KindEnroll, KindRevoke, KindRegister, KindHandoff, KindReceive, KindDispute, KindRuling} {
+		if !kinds[k] {
+			t.Errorf("no %s event among the test events", k)
+		}
+	}
+}

@@ -118,20 +118,37 @@ func TestSubmitRetries(t *testing.T) {
 	if got := b.posts.Load(); got != 3 {
 		t.Errorf("%d POSTs, want 3", got)
 	}
-	for _, want := range []string{"busy: overloaded; sending the event again in 1s (try 2 of 4)", "busy: rate_limited; sending the event again in 1s (try 3 of 4)"} {
+	stderrSays(t, r, "busy: overloaded; sending the event again in 1s (try 2 of 4)", "busy: rate_limited; sending the event again in 1s (try 3 of 4)")
+	if got := checkpointSize(t, url); got != "1" {
+		t.Errorf("log size %s, want 1", got)
+	}
+}
+
+// stderrSays checks r's stderr holds each of wants.
+func stderrSays(t *testing.T, r result, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("stderr does not say %q:\n%s", want, r.stderr)
 		}
 	}
+}
+
+// checkpointSize returns the size line of the checkpoint the server at url
+// serves.
+func checkpointSize(t *testing.T, url string) string {
+	t.Helper()
 	resp, err := http.Get(url + "/checkpoint")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	cp, _ := io.ReadAll(resp.Body)
-	if lines := strings.Split(string(cp), "\n"); len(lines) < 2 || lines[1] != "1" {
-		t.Errorf("checkpoint %q, want the log at size 1", cp)
+	lines := strings.Split(string(cp), "\n")
+	if len(lines) < 2 {
+		t.Fatalf("checkpoint %q", cp)
 	}
+	return lines[1]
 }
 
 // TestBatchRetries checks prov register sends a batch turned away whole
@@ -152,19 +169,9 @@ func TestBatchRetries(t *testing.T) {
 	if got := b.batchPosts.Load(); got != 3 {
 		t.Errorf("%d batch POSTs, want 3", got)
 	}
-	for _, want := range []string{"busy: overloaded; sending the batch again in 1s (try 2 of 4)", "turned away 12 events of a batch; sending them again in 1s (try 3 of 4)"} {
-		if !strings.Contains(r.stderr, want) {
-			t.Errorf("stderr does not say %q:\n%s", want, r.stderr)
-		}
-	}
-	resp, err := http.Get(url + "/checkpoint")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	cp, _ := io.ReadAll(resp.Body)
-	if lines := strings.Split(string(cp), "\n"); len(lines) < 2 || lines[1] != "13" {
-		t.Errorf("checkpoint %q, want the log at size 13 (an enrollment, 12 items)", cp)
+	stderrSays(t, r, "busy: overloaded; sending the batch again in 1s (try 2 of 4)", "turned away 12 events of a batch; sending them again in 1s (try 3 of 4)")
+	if got := checkpointSize(t, url); got != "13" {
+		t.Errorf("log size %s, want 13 (an enrollment, 12 items)", got)
 	}
 }
 

@@ -254,6 +254,41 @@ type tally struct {
 	firstTurnedAway error
 }
 
+// fail counts a failed request.
+func (t *tally) fail(err error) {
+	t.failed++
+	if t.firstErr == nil {
+		t.firstErr = err
+	}
+}
+
+// shed counts a request the server turned away (429 or 503).
+func (t *tally) shed(err error) {
+	t.turnedAway++
+	if t.firstTurnedAway == nil {
+		t.firstTurnedAway = err
+	}
+}
+
+// merge sums the workers' tallies of a run that started at start.
+func merge(tallies []tally, start time.Time) Result {
+	res := Result{Elapsed: time.Since(start)}
+	for _, t := range tallies {
+		res.Latencies = append(res.Latencies, t.took...)
+		res.Bytes += t.bytes
+		res.Failed += t.failed
+		res.TurnedAway += t.turnedAway
+		if res.FirstErr == nil {
+			res.FirstErr = t.firstErr
+		}
+		if res.FirstTurnedAway == nil {
+			res.FirstTurnedAway = t.firstTurnedAway
+		}
+	}
+	slices.Sort(res.Latencies)
+	return res
+}
+
 // readLoad GETs target from cfg.Concurrency workers until cfg.Duration is
 // over or ctx ends.
 func readLoad(ctx context.Context, cfg Config, target string) (Result, error) {
@@ -294,10 +329,7 @@ func readLoad(ctx context.Context, cfg Config, target string) (Result, error) {
 				case err != nil && ctx.Err() != nil:
 					return // the run is over: not the server's fault
 				case err != nil:
-					t.failed++
-					if t.firstErr == nil {
-						t.firstErr = err
-					}
+					t.fail(err)
 				default:
 					t.took = append(t.took, took)
 					t.bytes += n
@@ -306,17 +338,7 @@ func readLoad(ctx context.Context, cfg Config, target string) (Result, error) {
 		})
 	}
 	wg.Wait()
-	res := Result{Elapsed: time.Since(start)}
-	for _, t := range tallies {
-		res.Latencies = append(res.Latencies, t.took...)
-		res.Bytes += t.bytes
-		res.Failed += t.failed
-		if res.FirstErr == nil {
-			res.FirstErr = t.firstErr
-		}
-	}
-	slices.Sort(res.Latencies)
-	return res, nil
+	return merge(tallies, start), nil
 }
 
 // get sends req and reads the body whole, so the connection is reused.

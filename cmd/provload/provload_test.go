@@ -108,25 +108,46 @@ func TestPercentile(t *testing.T) {
 	}
 }
 
-// TestWrite runs the write load, with pages read alongside, against a real
-// provd handler on a fresh data directory, and checks the log holds every
-// event.
-func TestWrite(t *testing.T) {
+// A loadTarget is a real provd handler on a fresh data directory, served
+// by httptest: what provload -write runs against in these tests.
+type loadTarget struct {
+	dir  string // the data directory, for -data
+	node *datadir.Node
+	url  string
+}
+
+// newLoadTarget serves a fresh data directory, its Service wrapped by
+// wrap if not nil, with the write limits given.
+func newLoadTarget(t *testing.T, wrap func(web.Service) web.Service, writes web.WriteLimits) loadTarget {
+	t.Helper()
 	dir := filepath.Join(t.TempDir(), "data")
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	node, err := datadir.Open(t.Context(), datadir.Config{Dir: dir, Logger: logger, PollInterval: time.Second, Log: datadir.LogConfig{Backend: "bolt"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer node.Close()
-	h, err := web.New(web.Config{Service: node.Service, Log: node.Log, BaseURL: "http://example.com", Logger: logger})
+	t.Cleanup(func() { node.Close() })
+	var svc web.Service = node.Service
+	if wrap != nil {
+		svc = wrap(svc)
+	}
+	h, err := web.New(web.Config{Service: svc, Log: node.Log, BaseURL: "http://example.com", Logger: logger, Writes: writes})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(h)
-	defer srv.Close()
+	t.Cleanup(srv.Close)
+	return loadTarget{dir: dir, node: node, url: srv.URL}
+}
+
+// TestWrite runs the write load, with pages read alongside, against a real
+// provd handler on a fresh data directory, and checks the log holds every
+// event.
+func TestWrite(t *testing.T) {
+	lt := newLoadTarget(t, nil, web.WriteLimits{})
+	dir, node, srv := lt.dir, lt.node, lt.url
 	var out bytes.Buffer
-	err = run(t.Context(), []string{"-url", srv.URL, "-write", "-data", dir, "-items", "20", "-hops", "3", "-couriers", "3",
+	err := run(t.Context(), []string{"-url", srv, "-write", "-data", dir, "-items", "20", "-hops", "3", "-couriers", "3",
 		"-concurrency", "4", "-duration", "30s", "-read", "-read-concurrency", "2"}, &out)
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, &out)
@@ -142,7 +163,7 @@ func TestWrite(t *testing.T) {
 		t.Errorf("log size %d (%v), want %d", cp.Size, err, 4+20+120)
 	}
 
-	err = run(t.Context(), []string{"-url", srv.URL, "-write", "-operator-key", filepath.Join(t.TempDir(), "none.key")}, &out)
+	err = run(t.Context(), []string{"-url", srv, "-write", "-operator-key", filepath.Join(t.TempDir(), "none.key")}, &out)
 	if err == nil || !strings.Contains(err.Error(), "operator key") {
 		t.Errorf("run without a key file: err = %v", err)
 	}
@@ -151,22 +172,11 @@ func TestWrite(t *testing.T) {
 // TestWriteBatch runs the write load in batches, with pages read
 // alongside, and checks the log holds every event.
 func TestWriteBatch(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "data")
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	node, err := datadir.Open(t.Context(), datadir.Config{Dir: dir, Logger: logger, PollInterval: time.Second, Log: datadir.LogConfig{Backend: "bolt"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer node.Close()
-	h, err := web.New(web.Config{Service: node.Service, Log: node.Log, BaseURL: "http://example.com", Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	defer srv.Close()
+	lt := newLoadTarget(t, nil, web.WriteLimits{})
+	dir, node, srv := lt.dir, lt.node, lt.url
 	var out bytes.Buffer
 	// 25 items in batches of 8: the last worker's batch is short.
-	err = run(t.Context(), []string{"-url", srv.URL, "-write", "-data", dir, "-items", "25", "-hops", "2", "-couriers", "3",
+	err := run(t.Context(), []string{"-url", srv, "-write", "-data", dir, "-items", "25", "-hops", "2", "-couriers", "3",
 		"-concurrency", "2", "-batch", "8", "-duration", "30s", "-read", "-read-concurrency", "1"}, &out)
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, &out)
@@ -213,22 +223,11 @@ func (s slowService) SubmitBatch(ctx context.Context, leaves [][]byte, workers i
 func TestWriteTurnedAway(t *testing.T) {
 	for _, batch := range []string{"1", "3"} {
 		t.Run("batch "+batch, func(t *testing.T) {
-			dir := filepath.Join(t.TempDir(), "data")
-			logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-			node, err := datadir.Open(t.Context(), datadir.Config{Dir: dir, Logger: logger, PollInterval: time.Second, Log: datadir.LogConfig{Backend: "bolt"}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer node.Close()
-			h, err := web.New(web.Config{Service: slowService{node.Service, 50 * time.Millisecond}, Log: node.Log, BaseURL: "http://example.com", Logger: logger,
-				Writes: web.WriteLimits{MaxInFlight: 1, MaxQueued: 1, QueueWait: time.Millisecond}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			srv := httptest.NewServer(h)
-			defer srv.Close()
+			lt := newLoadTarget(t, func(s web.Service) web.Service { return slowService{s, 50 * time.Millisecond} },
+				web.WriteLimits{MaxInFlight: 1, MaxQueued: 1, QueueWait: time.Millisecond})
+			dir, node, srv := lt.dir, lt.node, lt.url
 			var out bytes.Buffer
-			err = run(t.Context(), []string{"-url", srv.URL, "-write", "-data", dir, "-items", "3", "-hops", "1", "-couriers", "2",
+			err := run(t.Context(), []string{"-url", srv, "-write", "-data", dir, "-items", "3", "-hops", "1", "-couriers", "2",
 				"-concurrency", "3", "-duration", "60s", "-batch", batch}, &out)
 			if err != nil {
 				t.Fatalf("run: %v\n%s", err, &out)

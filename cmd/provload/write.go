@@ -11,7 +11,6 @@ import (
 	"io"
 	"net/http"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -285,20 +284,12 @@ func postChains(ctx context.Context, client *poster, chains [][]signedEvent, wor
 					return
 				}
 				for _, ev := range chains[i] {
-					took, err := postAgain(ctx, client, ev, func(err error) {
-						t.turnedAway++
-						if t.firstTurnedAway == nil {
-							t.firstTurnedAway = err
-						}
-					})
+					took, err := postAgain(ctx, client, ev, t.shed)
 					if err != nil && ctx.Err() != nil {
 						return // the run is over
 					}
 					if err != nil {
-						t.failed++
-						if t.firstErr == nil {
-							t.firstErr = err
-						}
+						t.fail(err)
 						break
 					}
 					t.took = append(t.took, took)
@@ -307,20 +298,7 @@ func postChains(ctx context.Context, client *poster, chains [][]signedEvent, wor
 		})
 	}
 	wg.Wait()
-	res := Result{Elapsed: time.Since(start)}
-	for _, t := range tallies {
-		res.Latencies = append(res.Latencies, t.took...)
-		res.Failed += t.failed
-		res.TurnedAway += t.turnedAway
-		if res.FirstErr == nil {
-			res.FirstErr = t.firstErr
-		}
-		if res.FirstTurnedAway == nil {
-			res.FirstTurnedAway = t.firstTurnedAway
-		}
-	}
-	slices.Sort(res.Latencies)
-	return res
+	return merge(tallies, start)
 }
 
 // A turnedAway is a 429 or 503 answer: the server shed the write (over
@@ -420,18 +398,6 @@ func postBatches(ctx context.Context, client *poster, chains [][]signedEvent, wo
 	var wg sync.WaitGroup
 	for w := range tallies {
 		t := &tallies[w]
-		shed := func(err error) {
-			t.turnedAway++
-			if t.firstTurnedAway == nil {
-				t.firstTurnedAway = err
-			}
-		}
-		failed := func(err error) {
-			t.failed++
-			if t.firstErr == nil {
-				t.firstErr = err
-			}
-		}
 		wg.Go(func() {
 			for ctx.Err() == nil {
 				from := int(next.Add(int64(size)) - int64(size))
@@ -458,10 +424,10 @@ func postBatches(ctx context.Context, client *poster, chains [][]signedEvent, wo
 					case err != nil && ctx.Err() != nil:
 						return // the run is over
 					case errors.As(err, &ta):
-						shed(err)
+						t.shed(err)
 						wait = ta.wait
 					case err != nil:
-						failed(err)
+						t.fail(err)
 						return
 					}
 					for k, err := range errs {
@@ -470,9 +436,9 @@ func postBatches(ctx context.Context, client *poster, chains [][]signedEvent, wo
 							step[of[k]]++
 							t.took = append(t.took, took)
 						case errors.As(err, &ta):
-							shed(err)
+							t.shed(err)
 						default:
-							failed(err)
+							t.fail(err)
 							step[of[k]] = -1
 						}
 					}
@@ -490,20 +456,7 @@ func postBatches(ctx context.Context, client *poster, chains [][]signedEvent, wo
 		})
 	}
 	wg.Wait()
-	res := Result{Elapsed: time.Since(start)}
-	for _, t := range tallies {
-		res.Latencies = append(res.Latencies, t.took...)
-		res.Failed += t.failed
-		res.TurnedAway += t.turnedAway
-		if res.FirstErr == nil {
-			res.FirstErr = t.firstErr
-		}
-		if res.FirstTurnedAway == nil {
-			res.FirstTurnedAway = t.firstTurnedAway
-		}
-	}
-	slices.Sort(res.Latencies)
-	return res
+	return merge(tallies, start)
 }
 
 // postBatch submits evs in one batch and checks each receipt names its

@@ -178,13 +178,21 @@ func (b *httpBackend) postEvent(ctx context.Context, leaf []byte) ([]byte, error
 		if b.notes != nil {
 			fmt.Fprintf(b.notes, "prov: server %s: %s; sending the event again in %v (try %d of %d)\n", b.base, oneLine(ae.Message), wait, try+1, b.tries)
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		case <-t.C:
+		if err := sleep(ctx, wait); err != nil {
+			return nil, err
 		}
+	}
+}
+
+// sleep waits d, or until ctx ends, and then says why.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
 
@@ -334,12 +342,8 @@ func (b *httpBackend) SubmitBatch(ctx context.Context, leaves [][]byte) ([]prove
 		if b.notes != nil {
 			fmt.Fprintf(b.notes, "prov: server %s: %s in %v (try %d of %d)\n", b.base, why, wait, try+1, b.tries)
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		case <-t.C:
+		if err := sleep(ctx, wait); err != nil {
+			return nil, err
 		}
 	}
 }

@@ -294,6 +294,32 @@
     return { ok: true, index, duplicate: !!j.duplicate, response: j };
   }
 
+  // postBatch submits signed event notes in one request (at most 1,000) and
+  // returns {ok, results, message}: results[i] is what postEvent would have
+  // said of notes[i]; ok false with a message if the batch as a whole was
+  // not taken.
+  async function postBatch(notes) {
+    let resp;
+    try {
+      resp = await fetch('/api/v1/events/batch', {
+        method: 'POST', body: JSON.stringify({ events: notes }), credentials: 'same-origin',
+        headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      });
+    } catch (e) {
+      return { ok: false, message: `the server could not be reached (${e.message})` };
+    }
+    let j = {};
+    try { j = await resp.json(); } catch { /* not JSON: use the status */ }
+    if (!resp.ok || !Array.isArray(j.results) || j.results.length !== notes.length) {
+      const err = j.error;
+      return { ok: false, message: (err && err.message) || `HTTP ${resp.status}` };
+    }
+    const results = j.results.map((r) => (r.receipt && (r.status === 200 || r.status === 201)
+      ? { ok: true, index: r.receipt.index, duplicate: !!r.receipt.duplicate }
+      : { ok: false, message: (r.error && r.error.message) || `HTTP ${r.status}` }));
+    return { ok: true, results };
+  }
+
   // ---- building events ------------------------------------------------------
 
   function itemEvent(kind, actor, item, prev, place, payload) {
@@ -398,21 +424,34 @@
       if (progress) { progress.max = count; progress.value = 0; }
       const done = [];
       const failed = [];
+      // Items go BATCH at a time, one request each (POST
+      // /api/v1/events/batch), two requests in flight.
+      const BATCH = 100;
       let next = 0;
       const worker = async () => {
         while (next < count) {
-          next++;
-          const serial = newSerial();
-          const item = { gtin, serial, id: `01/${gtin}/21/${serial}` };
-          const ev = { kind: 'register', actor: s.actorId, time: nowUTC(), place, item: item.id, register: payload };
-          const r = await postEvent(await signEvent(ev, s.keyPair));
-          (r.ok ? done : failed).push({ item: item.id, ...r });
+          const n = Math.min(BATCH, count - next);
+          next += n;
+          const items = [];
+          const notes = [];
+          for (let i = 0; i < n; i++) {
+            const serial = newSerial();
+            const item = { gtin, serial, id: `01/${gtin}/21/${serial}` };
+            const ev = { kind: 'register', actor: s.actorId, time: nowUTC(), place, item: item.id, register: payload };
+            items.push(item);
+            notes.push(await signEvent(ev, s.keyPair));
+          }
+          const r = await postBatch(notes);
+          items.forEach((item, i) => {
+            const ri = r.ok ? r.results[i] : { ok: false, message: r.message };
+            (ri.ok ? done : failed).push({ item: item.id, ...ri });
+          });
           if (progress) progress.value = done.length + failed.length;
           out.textContent = words().registering(done.length + failed.length, count);
-          if (!r.ok && failed.length >= 3 && done.length === 0) break; // the same refusal each time: stop
+          if (failed.length > 0 && done.length === 0) break; // the same refusal each time: stop
         }
       };
-      await Promise.all(Array.from({ length: Math.min(4, count) }, worker));
+      await Promise.all(Array.from({ length: Math.min(2, Math.ceil(count / BATCH)) }, worker));
       const base = form.dataset.baseUrl || '';
       return {
         ok: failed.length === 0,

@@ -20,9 +20,10 @@ import (
 // eventServer stands in for the web API: it answers the item lookup with
 // a fixed prev and records every event note POSTed.
 type eventServer struct {
-	mu     sync.Mutex
-	posted [][]byte
-	prev   merkle.Hash
+	mu      sync.Mutex
+	posted  [][]byte
+	batches int // batch requests answered
+	prev    merkle.Hash
 }
 
 func (s *eventServer) routes(mux *http.ServeMux) {
@@ -30,6 +31,7 @@ func (s *eventServer) routes(mux *http.ServeMux) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]string{"prev": s.prev.String()})
 	})
+	mux.HandleFunc("POST /api/v1/events/batch", s.batchRoute)
 	mux.HandleFunc("POST /api/v1/events", func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		w.Header().Set("Content-Type", "application/json")
@@ -49,6 +51,33 @@ func (s *eventServer) routes(mux *http.ServeMux) {
 		s.mu.Unlock()
 		fmt.Fprintf(w, `{"index":%d,"leaf_hash":"x"}`, 100+n)
 	})
+}
+
+// batchRoute answers POST /api/v1/events/batch as the web API does: one
+// result per event, refusing the notes that hold "refuse-me".
+func (s *eventServer) batchRoute(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	var req struct {
+		Events []string `json:"events"`
+	}
+	if r.Header.Get("Content-Type") != "application/json" || json.NewDecoder(r.Body).Decode(&req) != nil || len(req.Events) == 0 || len(req.Events) > 1000 {
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprint(w, `{"error":{"code":"bad_request","message":"not a batch"}}`)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.batches++
+	var results []string
+	for _, ev := range req.Events {
+		if strings.Contains(ev, "refuse-me") {
+			results = append(results, `{"status":403,"error":{"code":"wrong_role","message":"not a manufacturer <b>x</b>"}}`)
+			continue
+		}
+		s.posted = append(s.posted, []byte(ev))
+		results = append(results, fmt.Sprintf(`{"status":201,"receipt":{"index":%d,"leaf_hash":"x"}}`, 100+len(s.posted)))
+	}
+	fmt.Fprintf(w, `{"results":[%s]}`, strings.Join(results, ","))
 }
 
 // take returns the notes posted since the last call.
@@ -239,6 +268,28 @@ func TestSign(t *testing.T) {
 		}
 		if len(serials) != 3 || !strings.HasPrefix(text, "Registered 3 of 3 items") {
 			t.Errorf("serials %v; result %q", serials, text)
+		}
+
+		// 250 items go in three batches; a refused batch says why.
+		es.mu.Lock()
+		es.batches = 0
+		es.mu.Unlock()
+		fields["count"] = "250"
+		if err := chromedp.Run(ctx, fillAndSubmit("register-form", fields), outcome("register-form", "register-result", &ok, &text)); err != nil {
+			t.Fatal(err)
+		}
+		es.mu.Lock()
+		batches := es.batches
+		es.mu.Unlock()
+		if posted := es.take(); ok != "true" || len(posted) != 250 || batches != 3 || !strings.HasPrefix(text, "Registered 250 of 250 items") {
+			t.Errorf("250 items: data-ok %q, %d posted in %d batches: %s", ok, len(posted), batches, text)
+		}
+		fields["count"], fields["product"] = "5", "refuse-me"
+		if err := chromedp.Run(ctx, fillAndSubmit("register-form", fields), outcome("register-form", "register-result", &ok, &text)); err != nil {
+			t.Fatal(err)
+		}
+		if posted := es.take(); ok != "false" || len(posted) != 0 || text != "Registered 0 of 5 items; refused: not a manufacturer <b>x</b>" {
+			t.Errorf("a refused batch: data-ok %q, %d posted, result %q", ok, len(posted), text)
 		}
 	})
 

@@ -777,3 +777,52 @@ func TestE2EVerifyOnPhoneChinese(t *testing.T) {
 		t.Fatalf("verify-result = %q (verified %q), want the Chinese sentence", text, verified)
 	}
 }
+
+// TestE2EManufacturerBatch registers 150 items from the manufacturer page
+// in a real browser, against the real server: the page signs them with
+// its key and sends them in batches (POST /api/v1/events/batch), and the
+// log grows by exactly 150 register events by that key.
+func TestE2EManufacturerBatch(t *testing.T) {
+	e := newEnv(t, true)
+	const deskID = "acme-desk"
+	ctx := newPhone(t)
+	var vkey string
+	run(t, ctx, "make the desk's key",
+		chromedp.Navigate(e.srv.URL+"/courier"),
+		chromedp.WaitVisible(`[data-testid=enroll-form] [name=id]`, chromedp.ByQuery),
+		chromedp.SendKeys(`[data-testid=enroll-form] [name=id]`, deskID, chromedp.ByQuery),
+		chromedp.Click(`[data-testid=enroll-form] button`, chromedp.ByQuery),
+		chromedp.WaitVisible(`[data-testid=enroll-key][data-ok=true]`, chromedp.ByQuery),
+		chromedp.Text(`[data-testid=enroll-key]`, &vkey, chromedp.ByQuery),
+	)
+	vkey = strings.TrimSpace(vkey)
+	e.ok(e.sign(provenance.Event{Kind: provenance.KindEnroll, Actor: provenance.OperatorID,
+		Enroll: &provenance.Actor{ID: deskID, Role: provenance.RoleManufacturer, Name: "Acme desk", Key: vkey}}, e.node.Operator))
+	before := e.checkpointSize()
+
+	run(t, ctx, "open the manufacturer page", chromedp.Navigate(e.srv.URL+"/manufacturer"))
+	ok, text := formResult(t, ctx, "register-form", map[string]string{"gtin": "9506000134352", "product": "Desk lamp", "count": "150"})
+	if ok != "true" || !strings.HasPrefix(text, "Registered 150 of 150 items") {
+		t.Fatalf("register 150: data-ok %q: %s", ok, text)
+	}
+	after := e.checkpointSize()
+	if after != before+150 {
+		t.Fatalf("log grew from %d to %d, want by 150", before, after)
+	}
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaves, err := e.node.Log.Leaves(t.Context(), before, after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, leaf := range leaves {
+		if ev, err := provenance.VerifyEvent(leaf, v); err != nil || ev.Kind != provenance.KindRegister || ev.Register.Product != "Desk lamp" {
+			t.Fatalf("logged %s: %v", leaf, err)
+		}
+	}
+	if got := e.metric(`provtrail_http_requests_total{method="POST",route="/api/v1/events/batch",status="200"}`); got != "2" {
+		t.Errorf("batch requests counted %q, want 2 (100 and 50 items)", got)
+	}
+}

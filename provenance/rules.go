@@ -198,10 +198,11 @@ func (s *State) Check(index uint64, leaf []byte) (Applied, error) {
 // and, when the key required at the leaf's log position is the same one, a
 // second signature verification.
 type Checked struct {
-	leaf    []byte
-	event   Event
-	keyHash uint32
-	vkey    string // the verifier key the signature verified under, once it did
+	leaf     []byte
+	leafHash merkle.Hash
+	event    Event
+	keyHash  uint32
+	vkey     string // the verifier key the signature verified under, once it did
 }
 
 // NewChecked parses an event leaf (without verifying its signature).
@@ -210,11 +211,14 @@ func NewChecked(leaf []byte) (*Checked, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Checked{leaf: leaf, event: e, keyHash: keyHash}, nil
+	return &Checked{leaf: leaf, leafHash: merkle.LeafHash(leaf), event: e, keyHash: keyHash}, nil
 }
 
 // Event returns the parsed event.
 func (c *Checked) Event() Event { return c.event }
+
+// LeafHash returns the leaf's RFC 6962 leaf hash, computed once.
+func (c *Checked) LeafHash() merkle.Hash { return c.leafHash }
 
 // Precheck is Check for a parsed leaf, recording in c the key its
 // signature verified under.
@@ -303,7 +307,13 @@ func (s *State) check(index uint64, leaf []byte, pre *Checked) (Applied, change,
 	if pre != nil {
 		pre.vkey = vkey
 	}
-	ap := Applied{Index: index, LeafHash: merkle.LeafHash(leaf), Event: e, Role: role}
+	var leafHash merkle.Hash
+	if pre != nil {
+		leafHash = pre.LeafHash()
+	} else {
+		leafHash = merkle.LeafHash(leaf)
+	}
+	ap := Applied{Index: index, LeafHash: leafHash, Event: e, Role: role}
 	var ch change
 	switch e.Kind {
 	case KindEnroll:

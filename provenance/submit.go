@@ -37,7 +37,7 @@ func (s *Service) submitChecked(ctx context.Context, checked *Checked) (Receipt,
 	lock.Lock()
 	defer lock.Unlock()
 
-	leafHash := merkle.LeafHash(leaf)
+	leafHash := checked.LeafHash()
 	dup, isDup, checkedTo, err := s.precheck(checked, leafHash)
 	if err != nil && !isDup && s.catchUpWithLog(ctx, checkedTo) {
 		// The index lagged the log (another replica of a shared log wrote

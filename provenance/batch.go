@@ -47,12 +47,12 @@ func (s *Service) SubmitBatch(ctx context.Context, leaves [][]byte, workers int,
 	chainOf := map[string]int{}
 	for i, leaf := range leaves {
 		if err := merkle.CheckLeaf(leaf); err != nil {
-			results[i].Err = &RuleError{Err: &EventError{Field: "leaf", Reason: err.Error()}}
+			results[i].Err = &RuleError{NotLogged: true, Err: &EventError{Field: "leaf", Reason: err.Error()}}
 			continue
 		}
 		c, err := NewChecked(leaf)
 		if err != nil {
-			results[i].Err = &RuleError{Err: err}
+			results[i].Err = &RuleError{NotLogged: true, Err: err}
 			continue
 		}
 		checked[i] = c

@@ -64,17 +64,29 @@ type RuleError struct {
 	Kind  Kind   // "" if the leaf did not parse
 	Item  ItemID // zero for actor events
 	Actor string // the signer, "" if the leaf did not parse
-	Err   error
+	// NotLogged: the event was refused before it was appended (Submit);
+	// Index is only the position it would have had, and is not said.
+	NotLogged bool
+	Err       error
 }
 
 func (e *RuleError) Error() string {
+	var what string
 	switch {
 	case e.Kind == "":
-		return fmt.Sprintf("event %d refused: %v", e.Index, e.Err)
+		what = "event"
 	case e.Item.IsZero():
-		return fmt.Sprintf("event %d (%s by %s) refused: %v", e.Index, e.Kind, e.Actor, e.Err)
+		what = fmt.Sprintf("%s by %s", e.Kind, e.Actor)
+	default:
+		what = fmt.Sprintf("%s of %s by %s", e.Kind, e.Item, e.Actor)
 	}
-	return fmt.Sprintf("event %d (%s of %s by %s) refused: %v", e.Index, e.Kind, e.Item, e.Actor, e.Err)
+	switch {
+	case e.NotLogged:
+		return fmt.Sprintf("%s refused: %v", what, e.Err)
+	case e.Kind == "":
+		return fmt.Sprintf("event %d refused: %v", e.Index, e.Err)
+	}
+	return fmt.Sprintf("event %d (%s) refused: %v", e.Index, what, e.Err)
 }
 
 func (e *RuleError) Unwrap() error { return e.Err }

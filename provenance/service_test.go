@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -317,6 +318,11 @@ func TestServiceRefusals(t *testing.T) {
 			_, err := w.svc.Submit(t.Context(), tc.leaf)
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+			// Nothing was logged, so no log position is named.
+			var re *provenance.RuleError
+			if !errors.As(err, &re) || !re.NotLogged || strings.HasPrefix(err.Error(), "event ") && !strings.HasPrefix(err.Error(), "event refused: ") {
+				t.Errorf("refusal %q: want a RuleError that names no log position", err)
 			}
 			if after := w.size(); after != before {
 				t.Fatalf("log grew from %d to %d", before, after)

@@ -20,11 +20,11 @@ import (
 // alike: Submit returns the *RuleError.
 func (s *Service) Submit(ctx context.Context, leaf []byte) (Receipt, error) {
 	if err := merkle.CheckLeaf(leaf); err != nil {
-		return Receipt{}, &RuleError{Err: &EventError{Field: "leaf", Reason: err.Error()}}
+		return Receipt{}, &RuleError{NotLogged: true, Err: &EventError{Field: "leaf", Reason: err.Error()}}
 	}
 	checked, err := NewChecked(leaf)
 	if err != nil {
-		return Receipt{}, &RuleError{Err: err}
+		return Receipt{}, &RuleError{NotLogged: true, Err: err}
 	}
 	return s.submitChecked(ctx, checked)
 }
@@ -49,6 +49,10 @@ func (s *Service) submitChecked(ctx context.Context, checked *Checked) (Receipt,
 			r, err := s.receipt(ctx, dup, leafHash)
 			r.Duplicate = true
 			return r, err
+		}
+		var re *RuleError
+		if errors.As(err, &re) {
+			re.NotLogged = true
 		}
 		return Receipt{}, err
 	}

@@ -502,6 +502,22 @@ func clearField(sel string) chromedp.Action {
 	return chromedp.Evaluate(fmt.Sprintf(`(el => { el.value = ''; return true })(document.querySelector(%q))`, sel), nil)
 }
 
+// makeKey has the browser make a key for actor id on /courier, and
+// returns the verifier key the page shows to enroll.
+func makeKey(t *testing.T, ctx context.Context, e *env, id string) string {
+	t.Helper()
+	var vkey string
+	run(t, ctx, "make the key of "+id,
+		chromedp.Navigate(e.srv.URL+"/courier"),
+		chromedp.WaitVisible(`[data-testid=enroll-form] [name=id]`, chromedp.ByQuery),
+		chromedp.SendKeys(`[data-testid=enroll-form] [name=id]`, id, chromedp.ByQuery),
+		chromedp.Click(`[data-testid=enroll-form] button`, chromedp.ByQuery),
+		chromedp.WaitVisible(`[data-testid=enroll-key][data-ok=true]`, chromedp.ByQuery),
+		chromedp.Text(`[data-testid=enroll-key]`, &vkey, chromedp.ByQuery),
+	)
+	return strings.TrimSpace(vkey)
+}
+
 // TestE2ECourier is a courier's phone: a fresh profile makes its key on
 // /courier, the operator enrolls it, the courier scans the label of an
 // item handed off to it (a photo, through the upload fallback), accepts
@@ -514,16 +530,7 @@ func TestE2ECourier(t *testing.T) {
 	ctx := newPhone(t)
 
 	// The phone makes its key and shows the verifier key to enroll.
-	var vkey string
-	run(t, ctx, "make the phone's key",
-		chromedp.Navigate(e.srv.URL+"/courier"),
-		chromedp.WaitVisible(`[data-testid=enroll-form] [name=id]`, chromedp.ByQuery),
-		chromedp.SendKeys(`[data-testid=enroll-form] [name=id]`, phoneID, chromedp.ByQuery),
-		chromedp.Click(`[data-testid=enroll-form] button`, chromedp.ByQuery),
-		chromedp.WaitVisible(`[data-testid=enroll-key][data-ok=true]`, chromedp.ByQuery),
-		chromedp.Text(`[data-testid=enroll-key]`, &vkey, chromedp.ByQuery),
-	)
-	vkey = strings.TrimSpace(vkey)
+	vkey := makeKey(t, ctx, e, phoneID)
 	phoneKey, err := note.NewVerifier(vkey)
 	if err != nil {
 		t.Fatalf("enroll-key %q is not a verifier key: %v", vkey, err)
@@ -786,16 +793,7 @@ func TestE2EManufacturerBatch(t *testing.T) {
 	e := newEnv(t, true)
 	const deskID = "acme-desk"
 	ctx := newPhone(t)
-	var vkey string
-	run(t, ctx, "make the desk's key",
-		chromedp.Navigate(e.srv.URL+"/courier"),
-		chromedp.WaitVisible(`[data-testid=enroll-form] [name=id]`, chromedp.ByQuery),
-		chromedp.SendKeys(`[data-testid=enroll-form] [name=id]`, deskID, chromedp.ByQuery),
-		chromedp.Click(`[data-testid=enroll-form] button`, chromedp.ByQuery),
-		chromedp.WaitVisible(`[data-testid=enroll-key][data-ok=true]`, chromedp.ByQuery),
-		chromedp.Text(`[data-testid=enroll-key]`, &vkey, chromedp.ByQuery),
-	)
-	vkey = strings.TrimSpace(vkey)
+	vkey := makeKey(t, ctx, e, deskID)
 	e.ok(e.sign(provenance.Event{Kind: provenance.KindEnroll, Actor: provenance.OperatorID,
 		Enroll: &provenance.Actor{ID: deskID, Role: provenance.RoleManufacturer, Name: "Acme desk", Key: vkey}}, e.node.Operator))
 	before := e.checkpointSize()

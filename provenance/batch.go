@@ -5,8 +5,6 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
-
-	"github.com/provtrail/provtrail/merkle"
 )
 
 // ErrNotAttempted is the result of an event of a batch that was not
@@ -46,13 +44,9 @@ func (s *Service) SubmitBatch(ctx context.Context, leaves [][]byte, workers int,
 	var chains [][]int
 	chainOf := map[string]int{}
 	for i, leaf := range leaves {
-		if err := merkle.CheckLeaf(leaf); err != nil {
-			results[i].Err = &RuleError{NotLogged: true, Err: &EventError{Field: "leaf", Reason: err.Error()}}
-			continue
-		}
-		c, err := NewChecked(leaf)
+		c, err := checkSubmitted(leaf)
 		if err != nil {
-			results[i].Err = &RuleError{NotLogged: true, Err: err}
+			results[i].Err = err
 			continue
 		}
 		checked[i] = c

@@ -19,14 +19,24 @@ import (
 // from another replica came first) is in the log, refused on every replica
 // alike: Submit returns the *RuleError.
 func (s *Service) Submit(ctx context.Context, leaf []byte) (Receipt, error) {
+	checked, err := checkSubmitted(leaf)
+	if err != nil {
+		return Receipt{}, err
+	}
+	return s.submitChecked(ctx, checked)
+}
+
+// checkSubmitted parses a submitted leaf; one that is no event note is
+// refused before it reaches the log.
+func checkSubmitted(leaf []byte) (*Checked, error) {
 	if err := merkle.CheckLeaf(leaf); err != nil {
-		return Receipt{}, &RuleError{NotLogged: true, Err: &EventError{Field: "leaf", Reason: err.Error()}}
+		return nil, &RuleError{NotLogged: true, Err: &EventError{Field: "leaf", Reason: err.Error()}}
 	}
 	checked, err := NewChecked(leaf)
 	if err != nil {
-		return Receipt{}, &RuleError{NotLogged: true, Err: err}
+		return nil, &RuleError{NotLogged: true, Err: err}
 	}
-	return s.submitChecked(ctx, checked)
+	return checked, nil
 }
 
 // submitChecked is Submit for a parsed leaf.

@@ -49,37 +49,19 @@ func (s *Server) postEvent(c *gin.Context) {
 		s.jsonError(c, http.StatusUnsupportedMediaType, "unsupported_media_type", "send the signed event note as text/plain")
 		return
 	}
-	leaf, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxEventBody))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			s.metrics.events.WithLabelValues("too_large").Inc()
-			s.jsonError(c, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("an event note is at most %d bytes", maxEventBody))
-			return
-		}
-		s.metrics.events.WithLabelValues("read_error").Inc()
-		s.jsonError(c, http.StatusBadRequest, "bad_request", "could not read the request body")
+	leaf, ok := s.readWrite(c, maxEventBody, fmt.Sprintf("an event note is at most %d bytes", maxEventBody))
+	if !ok {
 		return
 	}
 	release, err := s.admit.acquire(c.Request.Context())
-	if err != nil && !errors.Is(err, errOverloaded) {
-		_, code := classify(err)
-		s.metrics.events.WithLabelValues(code).Inc()
-		s.abortJSON(c, err)
-		return
-	}
 	if err != nil {
-		s.metrics.events.WithLabelValues("overloaded").Inc()
-		c.Header("Retry-After", "1")
-		s.jsonError(c, http.StatusServiceUnavailable, "overloaded", "the server is at capacity; retry after 1 second")
+		s.abortWrite(c, err)
 		return
 	}
 	r, err := s.cfg.Service.Submit(c.Request.Context(), leaf)
 	release()
 	if err != nil {
-		_, code := classify(err)
-		s.metrics.events.WithLabelValues(code).Inc()
-		s.abortJSON(c, err)
+		s.abortWrite(c, err)
 		return
 	}
 	status, outcome := http.StatusCreated, "accepted"
@@ -89,10 +71,38 @@ func (s *Server) postEvent(c *gin.Context) {
 	s.metrics.events.WithLabelValues(outcome).Inc()
 	s.metrics.proofs.WithLabelValues("receipt").Inc()
 	c.Header("Cache-Control", "no-store")
-	c.JSON(status, receiptJSON{
-		Index: r.Index, LeafHash: r.LeafHash, Checkpoint: string(r.Checkpoint.Note),
-		Proof: string(r.Proof), Duplicate: r.Duplicate,
-	})
+	c.JSON(status, newReceiptJSON(r))
+}
+
+func newReceiptJSON(r provenance.Receipt) receiptJSON {
+	return receiptJSON{Index: r.Index, LeafHash: r.LeafHash, Checkpoint: string(r.Checkpoint.Note),
+		Proof: string(r.Proof), Duplicate: r.Duplicate}
+}
+
+// readWrite reads the body of a write, at most limit bytes. If it cannot,
+// it answers 413 saying tooLarge, or 400, and returns false.
+func (s *Server) readWrite(c *gin.Context, limit int64, tooLarge string) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
+	if err == nil {
+		return body, true
+	}
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		s.metrics.events.WithLabelValues("too_large").Inc()
+		s.jsonError(c, http.StatusRequestEntityTooLarge, "too_large", tooLarge)
+		return nil, false
+	}
+	s.metrics.events.WithLabelValues("read_error").Inc()
+	s.jsonError(c, http.StatusBadRequest, "bad_request", "could not read the request body")
+	return nil, false
+}
+
+// abortWrite answers a write that was turned away or refused, and counts
+// it by its error code.
+func (s *Server) abortWrite(c *gin.Context, err error) {
+	_, code := classify(err)
+	s.metrics.events.WithLabelValues(code).Inc()
+	s.abortJSON(c, err)
 }
 
 // rateLimited answers a write over its client's rate: 429, and when a

@@ -70,17 +70,8 @@ func (s *Server) postBatch(c *gin.Context) {
 			`send a batch as application/json: {"events": ["<signed event note>", ...]}`)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxBatchBody))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			s.metrics.events.WithLabelValues("too_large").Inc()
-			s.jsonError(c, http.StatusRequestEntityTooLarge, "too_large",
-				fmt.Sprintf("a batch is at most %d bytes; send fewer events at once", maxBatchBody))
-			return
-		}
-		s.metrics.events.WithLabelValues("read_error").Inc()
-		s.jsonError(c, http.StatusBadRequest, "bad_request", "could not read the request body")
+	body, ok := s.readWrite(c, maxBatchBody, fmt.Sprintf("a batch is at most %d bytes; send fewer events at once", maxBatchBody))
+	if !ok {
 		return
 	}
 	var req batchRequest
@@ -138,15 +129,11 @@ func (s *Server) postBatch(c *gin.Context) {
 			if r.Receipt.Duplicate {
 				res.Status = http.StatusOK
 			}
-			res.Receipt = &receiptJSON{Index: r.Receipt.Index, LeafHash: r.Receipt.LeafHash, Checkpoint: string(r.Receipt.Checkpoint.Note),
-				Proof: string(r.Receipt.Proof), Duplicate: r.Receipt.Duplicate}
+			rj := newReceiptJSON(r.Receipt)
+			res.Receipt = &rj
 		case errors.Is(r.Err, provenance.ErrNotAttempted):
 			res.Status = http.StatusFailedDependency
 			res.Error = &apiErrorBody{Code: "not_attempted", Message: r.Err.Error()}
-		case errors.Is(r.Err, errOverloaded):
-			res.Status = http.StatusServiceUnavailable
-			res.Error = &apiErrorBody{Code: "overloaded", Message: "the server is at capacity; retry after 1 second"}
-			retry = max(retry, 1)
 		default:
 			status, body, ra := s.errorOf(c, r.Err)
 			res.Status, res.Error = status, &body

@@ -60,12 +60,16 @@ const storageFullMessage = "the server's disk is full; the event was not stored;
 const statusClientClosed = 499
 
 // classify returns the status and error code for err. Storage full is
-// 503, "storage_full"; a client gone while its request was handled is
+// 503, "storage_full", as is no write slot free in time, "overloaded"; a
+// client gone while its request was handled is
 // 499, "client_closed". An error that is no known domain error is
 // internal: 500, "internal".
 func classify(err error) (status int, code string) {
 	if errors.Is(err, context.Canceled) {
 		return statusClientClosed, "client_closed"
+	}
+	if errors.Is(err, errOverloaded) {
+		return http.StatusServiceUnavailable, "overloaded"
 	}
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
@@ -112,6 +116,8 @@ func (s *Server) errorOf(c *gin.Context, err error) (status int, body apiErrorBo
 	status, code := classify(err)
 	msg := err.Error()
 	switch {
+	case code == "overloaded":
+		retryAfter, msg = "1", "the server is at capacity; retry after 1 second"
 	case code == "storage_full":
 		s.log.ErrorContext(c.Request.Context(), "storage full", "method", c.Request.Method, "path", c.Request.URL.Path, "err", err)
 		retryAfter, msg = "60", storageFullMessage

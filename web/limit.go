@@ -159,8 +159,8 @@ func (c *clientLimits) allow(client string, now time.Time) (ok bool, wait time.D
 // not, how long until it has.
 func (c *clientLimits) peek(client string, now time.Time) (ok bool, wait time.Duration) {
 	lim := c.limiter(client, now)
-	if have := lim.TokensAt(now); have < 1 {
-		return false, time.Duration((1 - have) / float64(c.limit) * float64(time.Second))
+	if lim.TokensAt(now) < 1 {
+		return false, c.until(lim, now, 1)
 	}
 	return true, 0
 }
@@ -172,8 +172,13 @@ func (c *clientLimits) allowN(client string, now time.Time, n int) (ok bool, wai
 	if lim.AllowN(now, n) {
 		return true, 0
 	}
+	return false, c.until(lim, now, n)
+}
+
+// until is how long from now until lim holds n tokens.
+func (c *clientLimits) until(lim *rate.Limiter, now time.Time, n int) time.Duration {
 	missing := float64(n) - lim.TokensAt(now)
-	return false, time.Duration(missing / float64(c.limit) * float64(time.Second))
+	return time.Duration(missing / float64(c.limit) * float64(time.Second))
 }
 
 // limiter returns client's limiter, made anew if there is none. It keeps

@@ -2,6 +2,9 @@ package merkle
 
 import (
 	"bytes"
+	"fmt"
+	"math"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -34,8 +37,35 @@ func FuzzParseCanonicalProof(f *testing.F) {
 		if ok && (err != nil || fast.Index != slow.Index || !slices.Equal(fast.Hashes, slow.Hashes) || !bytes.Equal(fast.Checkpoint, slow.Checkpoint)) {
 			t.Fatalf("fast reader accepts %q as %+v; the library's way: %+v, %v", b, fast, slow, err)
 		}
+		if err == nil && !bytes.Equal(FormatProof(slow), formatProofLibrary(slow)) {
+			t.Fatalf("FormatProof(%+v) = %q, the library writes %q", slow, FormatProof(slow), formatProofLibrary(slow))
+		}
 		if err == nil && !ok && len(b) <= 60000 && len(slow.Checkpoint) > 0 && !strings.Contains(string(b), "\r") {
 			t.Fatalf("a canonical proof %q took the slow path", b)
 		}
 	})
+}
+
+// TestFormatProofMatchesLibrary checks that FormatProof writes byte for
+// byte what the transparency-dev formats library writes, for proofs of
+// every length up to 64 hashes and indexes from 0 to the largest.
+func TestFormatProofMatchesLibrary(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	indexes := []uint64{0, 1, 9, 10, math.MaxUint64}
+	for n := range 65 {
+		for _, index := range append(indexes, rng.Uint64(), rng.Uint64N(1000)) {
+			p := Proof{Index: index, Hashes: make([]Hash, n)}
+			for i := range p.Hashes {
+				for j := range p.Hashes[i] {
+					p.Hashes[i][j] = byte(rng.Uint32())
+				}
+			}
+			if n%3 != 0 {
+				p.Checkpoint = []byte(fmt.Sprintf("example.com/log\n%d\nroot\n\n\u2014 example.com/log sig%d\n", index, n))
+			}
+			if got, want := FormatProof(p), formatProofLibrary(p); !bytes.Equal(got, want) {
+				t.Fatalf("FormatProof(%+v):\n%q\nthe library writes\n%q", p, got, want)
+			}
+		}
+	}
 }

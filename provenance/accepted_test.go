@@ -1,7 +1,9 @@
 package provenance_test
 
 import (
+	"context"
 	"crypto/rand"
+	"errors"
 	"testing"
 	"time"
 
@@ -77,5 +79,65 @@ func TestAccepted(t *testing.T) {
 	events, _, err = w.svc.Accepted(t.Context(), next, 10)
 	if err != nil || len(events) != 1 || events[0].Event.Kind != provenance.KindDispute {
 		t.Fatalf("after a dispute: %v, %v", events, err)
+	}
+}
+
+// TestWaitApplied has several waiters for log positions not yet applied:
+// each wakes when its own position is applied and not before, one whose
+// context ends gives up without disturbing the others, and closing the
+// Service ends the wait of one whose position never comes.
+func TestWaitApplied(t *testing.T) {
+	w := newWorld(t)
+	w.ok(w.enroll("maker", provenance.RoleManufacturer))
+	next := w.size()
+	wait := func(ctx context.Context, index uint64) chan error {
+		done := make(chan error, 1)
+		go func() { done <- w.svc.WaitApplied(ctx, index) }()
+		return done
+	}
+	pending := func(name string, done chan error) {
+		t.Helper()
+		select {
+		case err := <-done:
+			t.Fatalf("the wait for %s returned early: %v", name, err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	returned := func(name string, done chan error) error {
+		t.Helper()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the wait for %s did not return", name)
+			return nil
+		}
+	}
+	cancelled, cancel := context.WithCancel(t.Context())
+	first, gaveUp, third, never := wait(t.Context(), next), wait(cancelled, next+1), wait(t.Context(), next+2), wait(t.Context(), next+100)
+	pending("the first", first)
+	cancel()
+	if err := returned("a cancelled context", gaveUp); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a cancelled wait returned %v", err)
+	}
+	w.ok(w.register("maker", w.newItem()))
+	if err := returned("the first", first); err != nil {
+		t.Fatal(err)
+	}
+	pending("the third", third)
+	w.ok(w.register("maker", w.newItem()))
+	pending("the third", third)
+	w.ok(w.register("maker", w.newItem()))
+	if err := returned("the third", third); err != nil {
+		t.Fatal(err)
+	}
+	// Positions already applied return at once.
+	if err := returned("an applied position", wait(t.Context(), next+1)); err != nil {
+		t.Fatal(err)
+	}
+	pending("a position never reached", never)
+	w.svc.Close()
+	if err := returned("a position never reached", never); err == nil {
+		t.Fatal("the wait for a position never reached ended without an error on Close")
 	}
 }

@@ -203,6 +203,35 @@ type Checked struct {
 	event    Event
 	keyHash  uint32
 	vkey     string // the verifier key the signature verified under, once it did
+	// badKey is a verifier key the signature failed under, and badSig why.
+	badKey string
+	badSig error
+}
+
+// SignerKey returns the verifier key the rules would check c's signature
+// with at s's position, or false if they would refuse c before that.
+func (s *State) SignerKey(c *Checked) (note.Verifier, string, bool) {
+	e := c.event
+	var item *ItemState
+	if e.Kind.IsItemEvent() && e.Kind != KindRegister {
+		if item = s.items[e.Item]; item == nil {
+			return nil, "", false
+		}
+	}
+	_, v, vkey, err := s.signerKey(e, c.keyHash, item)
+	return v, vkey, err == nil
+}
+
+// VerifyWith checks c's signature under v, whose key is vkey, and
+// remembers the outcome for Precheck and ApplyChecked, which then verify
+// again only if the rules require another key by then. It touches no
+// State: a caller can do this CPU work outside the lock guarding one.
+func (c *Checked) VerifyWith(v note.Verifier, vkey string) {
+	if err := verifySig(c.leaf, c.event.Actor, c.keyHash, v); err != nil {
+		c.badKey, c.badSig = vkey, err
+		return
+	}
+	c.vkey = vkey
 }
 
 // NewChecked parses an event leaf (without verifying its signature).
@@ -298,6 +327,9 @@ func (s *State) check(index uint64, leaf []byte, pre *Checked) (Applied, change,
 	role, v, vkey, err := s.signerKey(e, keyHash, item)
 	if err != nil {
 		return fail(err)
+	}
+	if pre != nil && pre.badKey == vkey && pre.badSig != nil {
+		return fail(pre.badSig)
 	}
 	if pre == nil || pre.vkey != vkey {
 		if err := verifySig(leaf, e.Actor, keyHash, v); err != nil {

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/provtrail/provtrail/merkle"
@@ -62,12 +63,18 @@ type Service struct {
 	actorEvents map[string][]uint64
 	refused     map[uint64]error // refusals found on replay
 	applied     uint64           // log positions [0, applied) are applied
-	advanced    chan struct{}    // closed and replaced whenever applied grows
 	dirty       delta            // changes since the last save
 	saveMu      sync.Mutex       // serializes saves
 
 	pendMu  sync.Mutex
 	pending map[merkle.Hash]*Checked // leaves Submit checked, by leaf hash, until applied
+
+	// Waiting for a log position to be applied: each waiter is woken
+	// alone, not all of them at every advance, and reads how far the
+	// index is applied without s.mu, which the applier needs.
+	waitMu     sync.Mutex
+	waiters    map[uint64][]chan struct{} // by the position waited for
+	appliedPos atomic.Uint64              // applied, published after s.mu
 
 	views *viewCache // the latest ItemView of recently asked items
 
@@ -130,7 +137,7 @@ func NewService(ctx context.Context, cfg ServiceConfig) (*Service, error) {
 		events:       map[ItemID][]uint64{},
 		actorEvents:  map[string][]uint64{},
 		refused:      map[uint64]error{},
-		advanced:     make(chan struct{}),
+		waiters:      map[uint64][]chan struct{}{},
 		pending:      map[merkle.Hash]*Checked{},
 		views:        newViewCache(defaultViewCacheItems),
 		cpu:          make(chan struct{}, runtime.GOMAXPROCS(0)),
@@ -156,6 +163,7 @@ func NewService(ctx context.Context, cfg ServiceConfig) (*Service, error) {
 		s.refused[r.Index] = errors.New(r.Reason)
 	}
 	s.applied = snap.Applied
+	s.appliedPos.Store(s.applied)
 	s.dirty = newDelta(s.applied)
 	// Catch up with the log before answering anyone.
 	if err := s.catchUp(ctx); err != nil {
@@ -298,7 +306,7 @@ func (s *Service) leavesFor(ctx context.Context, from, to uint64) ([]logEntry, e
 // applyLeaves applies the entries at positions first, first+1, ... in order.
 func (s *Service) applyLeaves(first uint64, entries []logEntry) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	from := s.applied
 	for i, en := range entries {
 		index := first + uint64(i)
 		if index != s.applied {
@@ -319,8 +327,29 @@ func (s *Service) applyLeaves(first uint64, entries []logEntry) {
 		}
 		s.applied = index + 1
 	}
-	close(s.advanced)
-	s.advanced = make(chan struct{})
+	to := s.applied
+	s.mu.Unlock()
+	s.wake(from, to)
+}
+
+// wake publishes that the positions [from, to) are applied, and wakes
+// whoever waits for one of them.
+func (s *Service) wake(from, to uint64) {
+	if to <= from {
+		return
+	}
+	s.appliedPos.Store(to)
+	s.waitMu.Lock()
+	defer s.waitMu.Unlock()
+	if len(s.waiters) == 0 {
+		return
+	}
+	for i := from; i < to; i++ {
+		for _, ch := range s.waiters[i] {
+			close(ch)
+		}
+		delete(s.waiters, i)
+	}
 }
 
 // noteApplied records what an accepted event changed, for the next save.

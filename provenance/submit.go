@@ -129,11 +129,18 @@ func (s *Service) append(ctx context.Context, leaf []byte) (merkle.Proved, error
 // event it repeats, if it is a retry. The index it checked against had
 // applied the log positions [0, applied).
 func (s *Service) precheck(checked *Checked, leafHash merkle.Hash) (dup uint64, isDup bool, applied uint64, err error) {
-	// Checking is CPU work (an Ed25519 verification): run no more checks
-	// at once than there are CPUs, so that the log's committer and the
-	// applier, which everyone waits for, are not queued behind them.
-	s.cpu <- struct{}{}
-	defer func() { <-s.cpu }()
+	// The signature check is CPU work (an Ed25519 verification), done
+	// outside s.mu so that it never holds up the applier, which everyone
+	// waits for; and no more of them at once than there are CPUs, so that
+	// the log's committer and the applier are not queued behind them.
+	s.mu.RLock()
+	v, vkey, ok := s.state.SignerKey(checked)
+	s.mu.RUnlock()
+	if ok && checked.vkey != vkey {
+		s.cpu <- struct{}{}
+		checked.VerifyWith(v, vkey)
+		<-s.cpu
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	err = s.state.Precheck(s.state.Next(), checked)
@@ -222,20 +229,40 @@ func (s *Service) leafHashAt(index uint64) merkle.Hash {
 
 // waitApplied waits until the log position index is applied.
 func (s *Service) waitApplied(ctx context.Context, index uint64) error {
-	for {
-		s.mu.RLock()
-		done, ch := s.applied > index, s.advanced
-		s.mu.RUnlock()
-		if done {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-s.stopped:
-			return errors.New("service closed")
-		}
+	if s.appliedPos.Load() > index {
+		return nil
+	}
+	s.waitMu.Lock()
+	// wake stores the position before it takes waitMu: either it is
+	// stored by now, or wake will find this waiter.
+	if s.appliedPos.Load() > index {
+		s.waitMu.Unlock()
+		return nil
+	}
+	ch := make(chan struct{})
+	s.waiters[index] = append(s.waiters[index], ch)
+	s.waitMu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		s.dropWaiter(index, ch)
+		return ctx.Err()
+	case <-s.stopped:
+		s.dropWaiter(index, ch)
+		return errors.New("service closed")
+	}
+}
+
+// dropWaiter forgets a waiter that gave up.
+func (s *Service) dropWaiter(index uint64, ch chan struct{}) {
+	s.waitMu.Lock()
+	defer s.waitMu.Unlock()
+	w := slices.DeleteFunc(s.waiters[index], func(c chan struct{}) bool { return c == ch })
+	if len(w) == 0 {
+		delete(s.waiters, index)
+	} else {
+		s.waiters[index] = w
 	}
 }
 

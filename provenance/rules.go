@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/provtrail/provtrail/merkle"
@@ -105,6 +106,10 @@ type State struct {
 	actors map[string]*ActorState
 	items  map[ItemID]*ItemState
 	claims map[[sha256.Size]byte]ItemID
+	// verifiers holds the parsed verifier of each enrolled actor key met,
+	// by key: parsing one (base64, a hash of its name) cost a few µs of
+	// every check. Clones share it: a key's verifier never changes.
+	verifiers *sync.Map
 }
 
 // NewState returns the empty state of a log whose operator's verifier key
@@ -121,9 +126,10 @@ func NewState(operatorKey string) (*State, error) {
 	}
 	return &State{
 		opID: v.Name(), opKey: operatorKey, op: v,
-		actors: map[string]*ActorState{},
-		items:  map[ItemID]*ItemState{},
-		claims: map[[sha256.Size]byte]ItemID{},
+		actors:    map[string]*ActorState{},
+		items:     map[ItemID]*ItemState{},
+		claims:    map[[sha256.Size]byte]ItemID{},
+		verifiers: &sync.Map{},
 	}, nil
 }
 
@@ -441,8 +447,20 @@ func (s *State) signerKey(e Event, keyHash uint32, item *ItemState) (Role, note.
 	if !allowed {
 		return "", nil, "", fmt.Errorf("%w: a %s may not make %s events", ErrWrongRole, a.Role, e.Kind)
 	}
-	v, _ := parseKey(cur.Key, a.ID) // checked at enrollment
-	return a.Role, v, cur.Key, nil
+	return a.Role, s.actorVerifier(cur.Key, a.ID), cur.Key, nil
+}
+
+// actorVerifier returns the verifier of an enrolled actor's key, which
+// was checked at enrollment.
+func (s *State) actorVerifier(vkey, id string) note.Verifier {
+	if v, ok := s.verifiers.Load(vkey); ok {
+		return v.(note.Verifier)
+	}
+	v, _ := parseKey(vkey, id)
+	if v != nil {
+		s.verifiers.Store(vkey, v)
+	}
+	return v
 }
 
 func keyHashOf(vkey string) uint32 {

@@ -52,8 +52,8 @@ type Service struct {
 	saveInterval time.Duration
 	pollInterval time.Duration
 
-	locks [4096]sync.Mutex // serialize events per item or actor (striped)
-	cpu   chan struct{}    // bounds concurrent checks to the CPUs
+	locks  [4096]sync.Mutex // serialize events per item or actor (striped)
+	verify chan verifyJob   // to the signature checkers, one per CPU
 
 	mu     sync.RWMutex
 	state  *State
@@ -140,7 +140,7 @@ func NewService(ctx context.Context, cfg ServiceConfig) (*Service, error) {
 		waiters:      map[uint64][]chan struct{}{},
 		pending:      map[merkle.Hash]*Checked{},
 		views:        newViewCache(defaultViewCacheItems),
-		cpu:          make(chan struct{}, runtime.GOMAXPROCS(0)),
+		verify:       make(chan verifyJob),
 		kick:         make(chan struct{}, 1),
 		saveNow:      make(chan struct{}, 1),
 		stop:         make(chan struct{}),
@@ -176,6 +176,9 @@ func NewService(ctx context.Context, cfg ServiceConfig) (*Service, error) {
 		s.logger.Error("save index", "err", err)
 	}
 	go s.run()
+	for range runtime.GOMAXPROCS(0) {
+		go s.verifier()
+	}
 	return s, nil
 }
 

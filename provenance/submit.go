@@ -45,9 +45,7 @@ func checkSubmitted(leaf []byte) (*Checked, error) {
 func (s *Service) submitChecked(ctx context.Context, checked *Checked) (Receipt, error) {
 	leaf := checked.leaf
 	e := checked.Event()
-	lock := s.lockFor(lockKey(e))
-	lock.Lock()
-	defer lock.Unlock()
+	defer s.locks.lock(lockKey(e))()
 
 	leafHash := checked.LeafHash()
 	dup, isDup, checkedTo, err := s.precheck(checked, leafHash)

@@ -89,6 +89,17 @@ type ProvingLog interface {
 	AppendProved(ctx context.Context, leaves [][]byte) ([]Proved, error)
 }
 
+// A MultiProver is a Log that proves several leaves against one tree size
+// at once. A history page or a bundle proves every entry of an item, and
+// their proofs share the nodes of the tree's right border and its upper
+// levels: read once, not once a proof.
+type MultiProver interface {
+	Log
+	// InclusionProofs returns InclusionProof(indexes[i], size) for each i,
+	// or the first error InclusionProof would return.
+	InclusionProofs(ctx context.Context, indexes []uint64, size uint64) ([][]Hash, error)
+}
+
 // Proved is where AppendProved put one leaf, and the proof of it.
 type Proved struct {
 	Index uint64

@@ -489,6 +489,7 @@ func (s *Service) buildItem(ctx context.Context, id ItemID, old *cachedView) (*c
 	s.mu.RUnlock()
 	slices.Sort(need)
 	need = slices.Compact(need)
+	var unproved []int // entries without a proof against cp
 	for _, i := range need {
 		en := oldEntries[i]
 		en.Index = i
@@ -500,13 +501,41 @@ func (s *Service) buildItem(ctx context.Context, id ItemID, old *cachedView) (*c
 			}
 		}
 		if en.Proof == nil {
-			if en.Proof, err = s.log.InclusionProof(ctx, i, cp.Size); err != nil {
-				return nil, fmt.Errorf("history of %s: proof of %d: %w", id, i, err)
-			}
+			unproved = append(unproved, len(v.Entries))
 		}
 		v.Entries = append(v.Entries, en)
 	}
+	if err := s.prove(ctx, v.Entries, unproved, cp.Size); err != nil {
+		return nil, fmt.Errorf("history of %s: %w", id, err)
+	}
 	return &cachedView{id: id, applied: applied, size: cp.Size, view: v}, nil
+}
+
+// prove gives the entries at the positions unproved their proofs in the
+// tree of the given size: all at once if the log can (merkle.MultiProver).
+func (s *Service) prove(ctx context.Context, entries []BundleEntry, unproved []int, size uint64) error {
+	if mp, ok := s.log.(merkle.MultiProver); ok && len(unproved) > 0 {
+		indexes := make([]uint64, len(unproved))
+		for j, k := range unproved {
+			indexes[j] = entries[k].Index
+		}
+		proofs, err := mp.InclusionProofs(ctx, indexes, size)
+		if err != nil {
+			return fmt.Errorf("proofs of %v: %w", indexes, err)
+		}
+		for j, k := range unproved {
+			entries[k].Proof = proofs[j]
+		}
+		return nil
+	}
+	for _, k := range unproved {
+		p, err := s.log.InclusionProof(ctx, entries[k].Index, size)
+		if err != nil {
+			return fmt.Errorf("proof of %d: %w", entries[k].Index, err)
+		}
+		entries[k].Proof = p
+	}
+	return nil
 }
 
 func (s *Service) leaf(ctx context.Context, index uint64) ([]byte, error) {

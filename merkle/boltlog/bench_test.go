@@ -200,6 +200,37 @@ func BenchmarkInclusionProof(b *testing.B) {
 	}
 }
 
+// BenchmarkItemProofs proves 17 random leaves against the tree, as a
+// history page of an item with 10 events and their enrollments does after
+// each commit: one InclusionProof at a time, and all in one
+// InclusionProofs, which reads the nodes they share once.
+func BenchmarkItemProofs(b *testing.B) {
+	l := benchLog(b)
+	const entries = 17
+	b.Run("one-by-one", func(b *testing.B) {
+		rng := rand.New(rand.NewPCG(1, 2))
+		for b.Loop() {
+			for range entries {
+				if _, err := l.InclusionProof(b.Context(), rng.Uint64N(fixtureLeaves), fixtureLeaves); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
+	b.Run("together", func(b *testing.B) {
+		rng := rand.New(rand.NewPCG(1, 2))
+		indexes := make([]uint64, entries)
+		for b.Loop() {
+			for i := range indexes {
+				indexes[i] = rng.Uint64N(fixtureLeaves)
+			}
+			if _, err := l.InclusionProofs(b.Context(), indexes, fixtureLeaves); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
 func BenchmarkConsistencyProof(b *testing.B) {
 	l := benchLog(b)
 	rng := rand.New(rand.NewPCG(1, 2))

@@ -19,7 +19,10 @@ import (
 	"golang.org/x/mod/sumdb/note"
 )
 
-var _ merkle.ProvingLog = (*Log)(nil)
+var (
+	_ merkle.ProvingLog  = (*Log)(nil)
+	_ merkle.MultiProver = (*Log)(nil)
+)
 
 // Config carries everything a Log needs.
 type Config struct {
@@ -751,19 +754,38 @@ func (l *Log) Checkpoint(ctx context.Context) (merkle.Checkpoint, error) {
 
 // InclusionProof implements merkle.Log.
 func (l *Log) InclusionProof(ctx context.Context, index, size uint64) ([]merkle.Hash, error) {
-	var p []merkle.Hash
+	ps, err := l.InclusionProofs(ctx, []uint64{index}, size)
+	if err != nil {
+		return nil, err
+	}
+	return ps[0], nil
+}
+
+// InclusionProofs implements merkle.MultiProver: one read transaction,
+// and each node read or computed once for all the proofs.
+func (l *Log) InclusionProofs(ctx context.Context, indexes []uint64, size uint64) ([][]merkle.Hash, error) {
+	out := make([][]merkle.Hash, len(indexes))
 	err := l.view(ctx, func(b buckets) error {
-		if tree := b.size(); index >= size || size > tree {
-			return &merkle.RangeError{Op: "inclusion proof", A: index, B: size, TreeSize: tree}
+		tree := b.size()
+		r := hashReader{memo: make(map[compact.NodeID]merkle.Hash, 24*len(indexes))}
+		for i, index := range indexes {
+			if index >= size || size > tree {
+				return &merkle.RangeError{Op: "inclusion proof", A: index, B: size, TreeSize: tree}
+			}
+			nodes, err := proof.Inclusion(index, size)
+			if err != nil {
+				return err
+			}
+			if out[i], err = b.prove(nodes, &r); err != nil {
+				return err
+			}
 		}
-		nodes, err := proof.Inclusion(index, size)
-		if err != nil {
-			return err
-		}
-		p, err = b.prove(nodes)
-		return err
+		return nil
 	})
-	return p, err
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // ConsistencyProof implements merkle.Log.
@@ -777,15 +799,14 @@ func (l *Log) ConsistencyProof(ctx context.Context, oldSize, newSize uint64) ([]
 		if err != nil {
 			return err
 		}
-		p, err = b.prove(nodes)
+		p, err = b.prove(nodes, &hashReader{})
 		return err
 	})
 	return p, err
 }
 
-func (b buckets) prove(nodes proof.Nodes) ([]merkle.Hash, error) {
+func (b buckets) prove(nodes proof.Nodes, r *hashReader) ([]merkle.Hash, error) {
 	hashes := make([][]byte, len(nodes.IDs))
-	var r hashReader
 	for i, id := range nodes.IDs {
 		h, err := r.hash(b, id.Level, id.Index)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/provtrail/provtrail/merkle"
+	"github.com/transparency-dev/merkle/compact"
 	"go.etcd.io/bbolt"
 )
 
@@ -104,13 +105,31 @@ func (b buckets) storedHash(level uint, index uint64) (merkle.Hash, error) {
 }
 
 // A hashReader reads stored hashes, remembering the last chunk it read:
-// the two children of an odd-level node almost always share one.
+// the two children of an odd-level node almost always share one. With a
+// memo, it also remembers every node it read or computed, for proofs that
+// share nodes.
 type hashReader struct {
 	key   [chunkKeySize]byte
 	chunk []byte
+	memo  map[compact.NodeID]merkle.Hash
 }
 
 func (r *hashReader) hash(b buckets, level uint, index uint64) (merkle.Hash, error) {
+	if r.memo == nil {
+		return r.read(b, level, index)
+	}
+	id := compact.NewNodeID(level, index)
+	if h, ok := r.memo[id]; ok {
+		return h, nil
+	}
+	h, err := r.read(b, level, index)
+	if err == nil {
+		r.memo[id] = h
+	}
+	return h, err
+}
+
+func (r *hashReader) read(b buckets, level uint, index uint64) (merkle.Hash, error) {
 	if level%2 == 1 {
 		left, err := r.hash(b, level-1, 2*index)
 		if err != nil {

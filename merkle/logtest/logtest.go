@@ -29,6 +29,8 @@
 //     first index and does not grow the tree.
 //   - Proofs: 300 leaves appended one at a time, a checkpoint after each;
 //     every inclusion proof and every consistency proof among those sizes.
+//     A log that is a merkle.MultiProver gives the same proofs, of every
+//     index at each size (in reverse, one repeated), from InclusionProofs.
 //   - TamperedProofs: sampled proofs with a flipped bit, a hash missing or
 //     added, or a neighbouring size, do not verify.
 //   - InvalidLeaves: empty and MaxLeafSize+1 leaves fail with
@@ -36,7 +38,8 @@
 //     leaf of exactly MaxLeafSize is accepted.
 //   - OutOfRange: bad ranges return a *merkle.RangeError (matching
 //     merkle.ErrOutOfRange) whose A and B are the arguments as given and
-//     whose TreeSize is the log's size; nothing panics.
+//     whose TreeSize is the log's size; nothing panics. InclusionProofs
+//     too, naming the bad index.
 //   - Concurrent: 32 goroutines append 50 leaves each, plus one leaf they
 //     all append; indices are distinct, each holds its leaf, a checkpoint
 //     taken after an Append covers it, and every checkpoint is consistent
@@ -55,6 +58,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 
@@ -518,7 +522,10 @@ func checkProofsUpTo(t *testing.T, cfg Config, n int) error {
 	if err != nil {
 		return err
 	}
+	mp, multi := pl.h.Log.(merkle.MultiProver)
 	for size := uint64(1); size <= uint64(n); size++ {
+		var indexes []uint64
+		var proofs [][]merkle.Hash
 		for index := range size {
 			p, err := inclusionProof(ctx, pl.h, index, size)
 			if err != nil {
@@ -526,6 +533,25 @@ func checkProofsUpTo(t *testing.T, cfg Config, n int) error {
 			}
 			if err := verifyInclusion(pl.ref.leafHash(index), index, size, pl.roots[size], p); err != nil {
 				return fmt.Errorf("InclusionProof(%d, %d) returned %d hashes that do not verify against the checkpoint of size %d: %w", index, size, len(p), size, err)
+			}
+			// Last first, and the first twice: the order asked, not the log's.
+			indexes, proofs = append([]uint64{index}, indexes...), append([][]merkle.Hash{p}, proofs...)
+		}
+		if !multi {
+			continue
+		}
+		indexes, proofs = append(indexes, 0), append(proofs, proofs[len(proofs)-1])
+		var got [][]merkle.Hash
+		err := call("InclusionProofs", func() (err error) { got, err = mp.InclusionProofs(ctx, indexes, size); return err })
+		if err != nil {
+			return fmt.Errorf("InclusionProofs(%v, %d): %w", indexes, size, err)
+		}
+		if len(got) != len(indexes) {
+			return fmt.Errorf("InclusionProofs(%v, %d) returned %d proofs", indexes, size, len(got))
+		}
+		for i := range got {
+			if !slices.Equal(got[i], proofs[i]) {
+				return fmt.Errorf("InclusionProofs(%v, %d)[%d] = %v, InclusionProof(%d, %d) = %v", indexes, size, i, got[i], indexes[i], size, proofs[i])
 			}
 		}
 	}
@@ -701,6 +727,16 @@ func checkOutOfRange(t *testing.T, cfg Config) error {
 	leaves := func(a, b uint64) error { _, err := h.Log.Leaves(ctx, a, b); return err }
 	incl := func(a, b uint64) error { _, err := h.Log.InclusionProof(ctx, a, b); return err }
 	cons := func(a, b uint64) error { _, err := h.Log.ConsistencyProof(ctx, a, b); return err }
+	// InclusionProofs, when the log has it: at a good size, the bad index
+	// after a good one.
+	multi := func(a, b uint64) error {
+		indexes := []uint64{a}
+		if b > 0 && b <= size {
+			indexes = []uint64{0, a}
+		}
+		_, err := h.Log.(merkle.MultiProver).InclusionProofs(ctx, indexes, b)
+		return err
+	}
 	tests := []op{
 		{"Leaves", 3, 2, leaves},
 		{"Leaves", 0, size + 1, leaves},
@@ -725,6 +761,14 @@ func checkOutOfRange(t *testing.T, cfg Config) error {
 		{"ConsistencyProof", maxU, maxU, cons},
 		{"ConsistencyProof", 1, maxU, cons},
 		{"ConsistencyProof", maxU, 1, cons},
+	}
+	if _, ok := h.Log.(merkle.MultiProver); ok {
+		tests = append(tests,
+			op{"InclusionProofs", size, size, multi},
+			op{"InclusionProofs", 0, size + 1, multi},
+			op{"InclusionProofs", maxU, maxU, multi},
+			op{"InclusionProofs", 1, maxU, multi},
+		)
 	}
 	for _, tc := range tests {
 		what := fmt.Sprintf("%s(%d, %d) on a log of size %d", tc.name, tc.a, tc.b, size)

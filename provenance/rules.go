@@ -214,9 +214,9 @@ type Checked struct {
 	badSig error
 }
 
-// SignerKey returns the verifier key the rules would check c's signature
+// checkKey returns the verifier key the rules would check c's signature
 // with at s's position, or false if they would refuse c before that.
-func (s *State) SignerKey(c *Checked) (note.Verifier, string, bool) {
+func (s *State) checkKey(c *Checked) (note.Verifier, string, bool) {
 	e := c.event
 	var item *ItemState
 	if e.Kind.IsItemEvent() && e.Kind != KindRegister {
@@ -228,11 +228,11 @@ func (s *State) SignerKey(c *Checked) (note.Verifier, string, bool) {
 	return v, vkey, err == nil
 }
 
-// VerifyWith checks c's signature under v, whose key is vkey, and
+// verifyWith checks c's signature under v, whose key is vkey, and
 // remembers the outcome for Precheck and ApplyChecked, which then verify
 // again only if the rules require another key by then. It touches no
 // State: a caller can do this CPU work outside the lock guarding one.
-func (c *Checked) VerifyWith(v note.Verifier, vkey string) {
+func (c *Checked) verifyWith(v note.Verifier, vkey string) {
 	if err := verifySig(c.leaf, c.event.Actor, c.keyHash, v); err != nil {
 		c.badKey, c.badSig = vkey, err
 		return

@@ -135,7 +135,7 @@ func (s *Service) precheck(checked *Checked, leafHash merkle.Hash) (dup uint64, 
 	// there are CPUs, and the log's committer and the applier are not
 	// queued behind them.
 	s.mu.RLock()
-	v, vkey, ok := s.state.SignerKey(checked)
+	v, vkey, ok := s.state.checkKey(checked)
 	s.mu.RUnlock()
 	if ok && checked.vkey != vkey {
 		job := verifyJob{checked, v, vkey, make(chan struct{})}
@@ -143,7 +143,7 @@ func (s *Service) precheck(checked *Checked, leafHash merkle.Hash) (dup uint64, 
 		case s.verify <- job:
 			<-job.done
 		case <-s.stop:
-			checked.VerifyWith(v, vkey)
+			checked.verifyWith(v, vkey)
 		}
 	}
 	s.mu.RLock()
@@ -169,7 +169,7 @@ func (s *Service) verifier() {
 	for {
 		select {
 		case j := <-s.verify:
-			j.checked.VerifyWith(j.v, j.vkey)
+			j.checked.verifyWith(j.v, j.vkey)
 			close(j.done)
 			// With checks queued, a verifier would never block, and would
 			// keep its CPU until preempted (10 ms) while the committer,

@@ -45,7 +45,7 @@ const (
 // ("restart"). See docs/abuse.md, "Disk full".
 //
 // While the disk is full every refused POST is a JSON error, 503
-// storage_full with a Retry-After (never a 500; but see diskLoad.opaque),
+// storage_full with a Retry-After (never a 500),
 // and stored nothing: POSTed again later, it is a 201, not a 200 duplicate.
 // provd keeps running and serves /healthz, /checkpoint, history pages,
 // item JSON and bundles (verified offline), and it starts on the full
@@ -58,9 +58,7 @@ func TestDiskFull(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fills a disk under load")
 	}
-	t.Run("grow", func(t *testing.T) {
-		t.Parallel()
-		d := newTinyDisk(t, smallDisk)
+	grow := func(t *testing.T, d *tinyDisk) {
 		s := d.start(t)
 		l := newDiskLoad(t, s, d)
 		l.fill(s)
@@ -77,6 +75,17 @@ func TestDiskFull(t *testing.T) {
 		s = d.start(t)
 		l.verify(s)
 		l.monitor(s)
+	}
+	t.Run("grow", func(t *testing.T) {
+		t.Parallel()
+		grow(t, newTinyDisk(t, smallDisk))
+	})
+	// The same under a file size limit, where a tmpfs could be mounted
+	// too: bbolt reports a failure to grow its file past the limit as text,
+	// without the errno, and provd must still answer 503 storage_full.
+	t.Run("limit", func(t *testing.T) {
+		t.Parallel()
+		grow(t, newLimitedDisk(t, smallDisk))
 	})
 	t.Run("restart", func(t *testing.T) {
 		t.Parallel()
@@ -135,15 +144,23 @@ func newTinyDisk(t *testing.T, size uint64) *tinyDisk {
 		t.Logf("data directory on a tmpfs of %d bytes", size)
 		return &tinyDisk{dir: filepath.Join(mnt, "data"), mnt: mnt, limit: size}
 	}
-	if _, serr := exec.LookPath("sh"); serr != nil {
-		msg := fmt.Sprintf("no filesystem to fill: mount tmpfs: %v; ulimit -f: %v", err, serr)
+	t.Logf("mount tmpfs: %v: provd runs under a file size limit instead", err)
+	return newLimitedDisk(t, size)
+}
+
+// newLimitedDisk returns a tinyDisk that is a file size limit of size
+// bytes on provd.
+func newLimitedDisk(t *testing.T, size uint64) *tinyDisk {
+	t.Helper()
+	if _, err := exec.LookPath("sh"); err != nil {
+		msg := fmt.Sprintf("no file size limit to fill: ulimit -f needs sh: %v", err)
 		if os.Getenv("CI") != "" {
 			t.Fatal(msg + "; CI is set, so this is a failure")
 		}
 		t.Skip(msg)
 	}
-	t.Logf("mount tmpfs: %v: provd runs under a file size limit of %d bytes instead", err, size)
-	return &tinyDisk{dir: filepath.Join(mnt, "data"), limit: size}
+	t.Logf("provd runs under a file size limit of %d bytes", size)
+	return &tinyDisk{dir: filepath.Join(t.TempDir(), "data"), limit: size}
 }
 
 // start runs provd on the disk.
@@ -267,12 +284,6 @@ type diskLoad struct {
 	refused map[string]int  // refusals seen, by "status code"
 	chains  []*diskChain    // one per worker
 	serial  int
-	// opaque is set under a file size limit: bbolt grows its file
-	// (ftruncate) before it writes, and reports a failed grow as text
-	// ("file resize error: truncate ...: file too large"), without the
-	// errno, so provd cannot tell EFBIG from an internal error there and
-	// answers 500 internal.
-	opaque bool
 }
 
 // A diskChain is a worker's current item: its events, signed ahead, and
@@ -307,7 +318,6 @@ func newDiskLoad(t *testing.T, s *server, d *tinyDisk) *diskLoad {
 		mon:    monitor.Config{Policy: policy, StatePath: filepath.Join(t.TempDir(), "monitor.json")},
 		client: &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: 10 * time.Second},
 		served: map[string]bool{}, refused: map[string]int{},
-		opaque: d.mnt == "",
 	}
 	t.Cleanup(l.client.CloseIdleConnections)
 	for _, a := range []struct {
@@ -409,8 +419,8 @@ func (l *diskLoad) post(ctx context.Context, s *server, w int) (refusal string, 
 }
 
 // checkRefusal checks a POST that was not acknowledged: a JSON error
-// body, 503 storage_full with a Retry-After, never a 500 (but see
-// opaque). It returns the status and code.
+// body, 503 storage_full with a Retry-After, never a 500. It returns the
+// status and code.
 func (l *diskLoad) checkRefusal(resp *http.Response, b []byte) string {
 	var e struct {
 		Error struct {
@@ -431,7 +441,6 @@ func (l *diskLoad) checkRefusal(resp *http.Response, b []byte) string {
 		if ra, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || ra <= 0 {
 			l.t.Errorf("POST: 503 storage_full with Retry-After %q", resp.Header.Get("Retry-After"))
 		}
-	case l.opaque && resp.StatusCode == http.StatusInternalServerError && e.Error.Code == "internal":
 	default:
 		l.t.Errorf("POST: %s %s, want 503 storage_full", resp.Status, b)
 	}

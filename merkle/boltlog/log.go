@@ -528,7 +528,7 @@ func (l *Log) commit(batch []*request) error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("commit %d leaves at %d: %w", len(newHashes), st.size, err)
+		return fmt.Errorf("commit %d leaves at %d: %w", len(newHashes), st.size, diagnoseFull(l.db, err))
 	}
 	l.commits.Add(1)
 	// Durable: move the in-memory state forward.

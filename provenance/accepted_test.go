@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -140,4 +141,46 @@ func TestWaitApplied(t *testing.T) {
 	if err := returned("a position never reached", never); err == nil {
 		t.Fatal("the wait for a position never reached ended without an error on Close")
 	}
+}
+
+// TestActorEventsKeepsTheLatest gives an actor more than twice
+// MaxActorEvents events: its page lists exactly the latest MaxActorEvents,
+// newest first, live, after a restart (from the saved index) and after a
+// rebuild from the log.
+func TestActorEventsKeepsTheLatest(t *testing.T) {
+	w := newWorld(t)
+	w.ok(w.enroll("maker", provenance.RoleManufacturer))
+	var all []uint64
+	for range 2*provenance.MaxActorEvents + 37 {
+		all = append(all, w.ok(w.register("maker", w.newItem())).Index)
+	}
+	want := all[len(all)-provenance.MaxActorEvents:]
+	check := func(when string) {
+		t.Helper()
+		evs, err := w.svc.ActorEvents(t.Context(), "maker")
+		if err != nil {
+			t.Fatalf("%s: %v", when, err)
+		}
+		var got []uint64
+		for _, e := range evs {
+			got = append(got, e.Index)
+		}
+		slices.Reverse(got)
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s: the actor's events are %v, want the latest %d: %v", when, got, len(want), want)
+		}
+	}
+	check("live")
+	w.close()
+	w.open()
+	check("after a restart")
+	w.svc.Close()
+	if err := provenance.Rebuild(t.Context(), w.config()); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	if w.svc, err = provenance.NewService(t.Context(), w.config()); err != nil {
+		t.Fatal(err)
+	}
+	check("after a rebuild")
 }

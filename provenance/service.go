@@ -384,12 +384,23 @@ func (s *Service) noteActorEvent(id string, index uint64) {
 	if _, ok := s.state.Actor(id); !ok {
 		return
 	}
+	// Up to twice as many are kept, trimmed to MaxActorEvents when that is
+	// exceeded: trimming at every event copied the list every time (a
+	// busy courier's 100 positions, in the applier, which everyone waits
+	// for). Readers take the last MaxActorEvents (latestActorEvents).
 	ev := append(s.actorEvents[id], index)
-	if len(ev) > MaxActorEvents {
+	if len(ev) > 2*MaxActorEvents {
 		ev = slices.Clone(ev[len(ev)-MaxActorEvents:])
 	}
 	s.actorEvents[id] = ev
 	s.dirty.actorEvents[id] = true
+}
+
+// latestActorEvents returns a copy of the last MaxActorEvents positions
+// of actor id's events. Called with s.mu held.
+func (s *Service) latestActorEvents(id string) []uint64 {
+	ev := s.actorEvents[id]
+	return slices.Clone(ev[max(0, len(ev)-MaxActorEvents):])
 }
 
 func (s *Service) dirtyCount() uint64 {
@@ -420,7 +431,7 @@ func (s *Service) save(ctx context.Context) error {
 		d.Items = append(d.Items, ItemRecord{State: it, Events: slices.Clone(s.events[id])})
 	}
 	for _, id := range slices.Sorted(maps.Keys(taken.actorEvents)) {
-		d.ActorEvents = append(d.ActorEvents, ActorEvents{ID: id, Events: slices.Clone(s.actorEvents[id])})
+		d.ActorEvents = append(d.ActorEvents, ActorEvents{ID: id, Events: s.latestActorEvents(id)})
 	}
 	s.dirty = newDelta(s.applied)
 	s.mu.Unlock()

@@ -337,7 +337,7 @@ func (s *Service) Actor(ctx context.Context, id string) (ActorState, error) {
 func (s *Service) ActorEvents(ctx context.Context, id string) ([]HistoryEvent, error) {
 	s.mu.RLock()
 	a, ok := s.state.Actor(id)
-	indices := slices.Clone(s.actorEvents[id])
+	indices := s.latestActorEvents(id)
 	opID, _ := s.state.Operator()
 	s.mu.RUnlock()
 	if !ok {

@@ -100,6 +100,24 @@ type MultiProver interface {
 	InclusionProofs(ctx context.Context, indexes []uint64, size uint64) ([][]Hash, error)
 }
 
+// InclusionProofs returns l.InclusionProof(ctx, indexes[i], size) for each
+// i, or the first error: in one call if l is a MultiProver, else one proof
+// at a time.
+func InclusionProofs(ctx context.Context, l Log, indexes []uint64, size uint64) ([][]Hash, error) {
+	if mp, ok := l.(MultiProver); ok {
+		return mp.InclusionProofs(ctx, indexes, size)
+	}
+	out := make([][]Hash, len(indexes))
+	for i, index := range indexes {
+		p, err := l.InclusionProof(ctx, index, size)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = p
+	}
+	return out, nil
+}
+
 // Proved is where AppendProved put one leaf, and the proof of it.
 type Proved struct {
 	Index uint64

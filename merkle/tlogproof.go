@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
-	"math"
 	"strconv"
 
 	"github.com/transparency-dev/formats/proof"
@@ -26,8 +25,7 @@ type Proof struct {
 // event's receipt carries a proof, and the library's formatted printing
 // cost about as much as the rest of the receipt.
 func FormatProof(p Proof) []byte {
-	const line = 44 // a base64 SHA-256 hash
-	b := make([]byte, 0, len(canonicalProofHeader)+20+1+len(p.Hashes)*(line+1)+1+len(p.Checkpoint))
+	b := make([]byte, 0, len(canonicalProofHeader)+20+1+len(p.Hashes)*(hashLine+1)+1+len(p.Checkpoint))
 	b = append(b, canonicalProofHeader...)
 	b = strconv.AppendUint(b, p.Index, 10)
 	b = append(b, '\n')
@@ -82,6 +80,10 @@ func parseProof(b []byte) (Proof, error) {
 // canonicalProofHeader starts every proof FormatProof writes.
 const canonicalProofHeader = "c2sp.org/tlog-proof@v1\nindex "
 
+// hashLine is the length of a hash's line in a proof, newline aside: a
+// SHA-256 hash in base64.
+const hashLine = 44
+
 // parseCanonicalProof reads b in one pass if it is exactly what
 // FormatProof writes, and reports whether it was; anything else is left to
 // parseProof, which decides. A bundle carries a proof for every entry, and
@@ -98,35 +100,31 @@ func parseCanonicalProof(b []byte) (Proof, bool) {
 	if nl < 1 || nl > 20 || (rest[0] == '0' && nl > 1) {
 		return Proof{}, false
 	}
-	var index uint64
-	for _, c := range rest[:nl] {
-		if c < '0' || c > '9' || index > (math.MaxUint64-uint64(c-'0'))/10 {
-			return Proof{}, false
-		}
-		index = index*10 + uint64(c-'0')
+	index, err := strconv.ParseUint(string(rest[:nl]), 10, 64)
+	if err != nil {
+		return Proof{}, false
 	}
 	rest = rest[nl+1:]
-	const line = 44 // a base64 SHA-256 hash
-	p := Proof{Index: index, Hashes: make([]Hash, 0, len(rest)/(line+1))}
+	p := Proof{Index: index, Hashes: make([]Hash, 0, len(rest)/(hashLine+1))}
 	for {
 		if len(rest) > 0 && rest[0] == '\n' {
 			rest = rest[1:]
 			break
 		}
-		if len(rest) < line+1 || rest[line] != '\n' {
+		if len(rest) < hashLine+1 || rest[hashLine] != '\n' {
 			return Proof{}, false
 		}
 		var raw [33]byte
-		var again [line]byte
-		if n, err := base64.StdEncoding.Decode(raw[:], rest[:line]); err != nil || n != HashSize {
+		var again [hashLine]byte
+		if n, err := base64.StdEncoding.Decode(raw[:], rest[:hashLine]); err != nil || n != HashSize {
 			return Proof{}, false
 		}
 		// One encoding only: the unused bits of the last digit are zero.
-		if base64.StdEncoding.Encode(again[:], raw[:HashSize]); !bytes.Equal(again[:], rest[:line]) {
+		if base64.StdEncoding.Encode(again[:], raw[:HashSize]); !bytes.Equal(again[:], rest[:hashLine]) {
 			return Proof{}, false
 		}
 		p.Hashes = append(p.Hashes, Hash(raw[:HashSize]))
-		rest = rest[line+1:]
+		rest = rest[hashLine+1:]
 	}
 	// The checkpoint is the rest, lines that each end in "\n" and hold no
 	// "\r" (the library's reader drops one before "\n").

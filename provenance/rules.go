@@ -217,14 +217,11 @@ type Checked struct {
 // checkKey returns the verifier key the rules would check c's signature
 // with at s's position, or false if they would refuse c before that.
 func (s *State) checkKey(c *Checked) (note.Verifier, string, bool) {
-	e := c.event
-	var item *ItemState
-	if e.Kind.IsItemEvent() && e.Kind != KindRegister {
-		if item = s.items[e.Item]; item == nil {
-			return nil, "", false
-		}
+	item, err := s.eventItem(c.event)
+	if err != nil {
+		return nil, "", false
 	}
-	_, v, vkey, err := s.signerKey(e, c.keyHash, item)
+	_, v, vkey, err := s.signerKey(c.event, c.keyHash, item)
 	return v, vkey, err == nil
 }
 
@@ -324,11 +321,9 @@ func (s *State) check(index uint64, leaf []byte, pre *Checked) (Applied, change,
 	fail := func(err error) (Applied, change, error) {
 		return Applied{}, change{}, &RuleError{Index: index, Kind: e.Kind, Item: e.Item, Actor: e.Actor, Err: err}
 	}
-	var item *ItemState
-	if e.Kind.IsItemEvent() && e.Kind != KindRegister {
-		if item = s.items[e.Item]; item == nil {
-			return fail(fmt.Errorf("%w: item %s is not registered", ErrNotFound, e.Item))
-		}
+	item, err := s.eventItem(e)
+	if err != nil {
+		return fail(err)
 	}
 	role, v, vkey, err := s.signerKey(e, keyHash, item)
 	if err != nil {
@@ -397,6 +392,20 @@ func (s *State) check(index uint64, leaf []byte, pre *Checked) (Applied, change,
 		ch.item.Events++
 	}
 	return ap, ch, nil
+}
+
+// eventItem returns the registered item an item event other than a
+// registration is about, nil for other events, or an error matching
+// ErrNotFound.
+func (s *State) eventItem(e Event) (*ItemState, error) {
+	if !e.Kind.IsItemEvent() || e.Kind == KindRegister {
+		return nil, nil
+	}
+	item := s.items[e.Item]
+	if item == nil {
+		return nil, fmt.Errorf("%w: item %s is not registered", ErrNotFound, e.Item)
+	}
+	return item, nil
 }
 
 // signerKey returns the role of e's signer and the key that must have

@@ -512,28 +512,21 @@ func (s *Service) buildItem(ctx context.Context, id ItemID, old *cachedView) (*c
 }
 
 // prove gives the entries at the positions unproved their proofs in the
-// tree of the given size: all at once if the log can (merkle.MultiProver).
+// tree of the given size, in one call to the log when it can.
 func (s *Service) prove(ctx context.Context, entries []BundleEntry, unproved []int, size uint64) error {
-	if mp, ok := s.log.(merkle.MultiProver); ok && len(unproved) > 0 {
-		indexes := make([]uint64, len(unproved))
-		for j, k := range unproved {
-			indexes[j] = entries[k].Index
-		}
-		proofs, err := mp.InclusionProofs(ctx, indexes, size)
-		if err != nil {
-			return fmt.Errorf("proofs of %v: %w", indexes, err)
-		}
-		for j, k := range unproved {
-			entries[k].Proof = proofs[j]
-		}
+	if len(unproved) == 0 {
 		return nil
 	}
-	for _, k := range unproved {
-		p, err := s.log.InclusionProof(ctx, entries[k].Index, size)
-		if err != nil {
-			return fmt.Errorf("proof of %d: %w", entries[k].Index, err)
-		}
-		entries[k].Proof = p
+	indexes := make([]uint64, len(unproved))
+	for j, k := range unproved {
+		indexes[j] = entries[k].Index
+	}
+	proofs, err := merkle.InclusionProofs(ctx, s.log, indexes, size)
+	if err != nil {
+		return fmt.Errorf("proofs of %v: %w", indexes, err)
+	}
+	for j, k := range unproved {
+		entries[k].Proof = proofs[j]
 	}
 	return nil
 }

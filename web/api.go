@@ -74,6 +74,7 @@ func (s *Server) postEvent(c *gin.Context) {
 	c.JSON(status, newReceiptJSON(r))
 }
 
+// newReceiptJSON is a receipt as both write routes answer it.
 func newReceiptJSON(r provenance.Receipt) receiptJSON {
 	return receiptJSON{Index: r.Index, LeafHash: r.LeafHash, Checkpoint: string(r.Checkpoint.Note),
 		Proof: string(r.Proof), Duplicate: r.Duplicate}

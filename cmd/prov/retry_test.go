@@ -36,18 +36,28 @@ type busyAnswer struct {
 	retryAfter string
 }
 
+// write answers with a's status and Retry-After, and its error unless the
+// status is 200 (a batch's results follow then); it reports whether it
+// wrote the body.
+func (a busyAnswer) write(w http.ResponseWriter) bool {
+	if a.retryAfter != "" {
+		w.Header().Set("Retry-After", a.retryAfter)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(a.status)
+	if a.status == http.StatusOK {
+		return false
+	}
+	w.Write([]byte(`{"error":{"code":"` + a.code + `","message":"busy: ` + a.code + `"}}`))
+	return true
+}
+
 func (b *busy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodPost && r.URL.Path == batchPath {
 		n := int(b.batchPosts.Add(1))
 		if n <= len(b.batchAnswers) {
 			a := b.batchAnswers[n-1]
-			if a.retryAfter != "" {
-				w.Header().Set("Retry-After", a.retryAfter)
-			}
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(a.status)
-			if a.status != http.StatusOK {
-				w.Write([]byte(`{"error":{"code":"` + a.code + `","message":"busy: ` + a.code + `"}}`))
+			if a.write(w) {
 				return
 			}
 			var req struct{ Events []string }
@@ -60,13 +70,7 @@ func (b *busy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodPost && r.URL.Path == "/api/v1/events" {
 		n := int(b.posts.Add(1))
 		if n <= len(b.answers) {
-			a := b.answers[n-1]
-			if a.retryAfter != "" {
-				w.Header().Set("Retry-After", a.retryAfter)
-			}
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(a.status)
-			w.Write([]byte(`{"error":{"code":"` + a.code + `","message":"busy: ` + a.code + `"}}`))
+			b.answers[n-1].write(w)
 			return
 		}
 	}

@@ -29,8 +29,9 @@
 //     first index and does not grow the tree.
 //   - Proofs: 300 leaves appended one at a time, a checkpoint after each;
 //     every inclusion proof and every consistency proof among those sizes.
-//     A log that is a merkle.MultiProver gives the same proofs, of every
-//     index at each size (in reverse, one repeated), from InclusionProofs.
+//     merkle.InclusionProofs (the log's own, if it is a
+//     merkle.MultiProver) gives the same proofs, of every index at each
+//     size, in reverse and one repeated.
 //   - TamperedProofs: sampled proofs with a flipped bit, a hash missing or
 //     added, or a neighbouring size, do not verify.
 //   - InvalidLeaves: empty and MaxLeafSize+1 leaves fail with
@@ -522,7 +523,6 @@ func checkProofsUpTo(t *testing.T, cfg Config, n int) error {
 	if err != nil {
 		return err
 	}
-	mp, multi := pl.h.Log.(merkle.MultiProver)
 	for size := uint64(1); size <= uint64(n); size++ {
 		var indexes []uint64
 		var proofs [][]merkle.Hash
@@ -537,12 +537,9 @@ func checkProofsUpTo(t *testing.T, cfg Config, n int) error {
 			// Last first, and the first twice: the order asked, not the log's.
 			indexes, proofs = append([]uint64{index}, indexes...), append([][]merkle.Hash{p}, proofs...)
 		}
-		if !multi {
-			continue
-		}
 		indexes, proofs = append(indexes, 0), append(proofs, proofs[len(proofs)-1])
 		var got [][]merkle.Hash
-		err := call("InclusionProofs", func() (err error) { got, err = mp.InclusionProofs(ctx, indexes, size); return err })
+		err := call("InclusionProofs", func() (err error) { got, err = merkle.InclusionProofs(ctx, pl.h.Log, indexes, size); return err })
 		if err != nil {
 			return fmt.Errorf("InclusionProofs(%v, %d): %w", indexes, size, err)
 		}
@@ -727,14 +724,14 @@ func checkOutOfRange(t *testing.T, cfg Config) error {
 	leaves := func(a, b uint64) error { _, err := h.Log.Leaves(ctx, a, b); return err }
 	incl := func(a, b uint64) error { _, err := h.Log.InclusionProof(ctx, a, b); return err }
 	cons := func(a, b uint64) error { _, err := h.Log.ConsistencyProof(ctx, a, b); return err }
-	// InclusionProofs, when the log has it: at a good size, the bad index
-	// after a good one.
+	// merkle.InclusionProofs: at a good size, the bad index after a good
+	// one.
 	multi := func(a, b uint64) error {
 		indexes := []uint64{a}
 		if b > 0 && b <= size {
 			indexes = []uint64{0, a}
 		}
-		_, err := h.Log.(merkle.MultiProver).InclusionProofs(ctx, indexes, b)
+		_, err := merkle.InclusionProofs(ctx, h.Log, indexes, b)
 		return err
 	}
 	tests := []op{
@@ -761,14 +758,10 @@ func checkOutOfRange(t *testing.T, cfg Config) error {
 		{"ConsistencyProof", maxU, maxU, cons},
 		{"ConsistencyProof", 1, maxU, cons},
 		{"ConsistencyProof", maxU, 1, cons},
-	}
-	if _, ok := h.Log.(merkle.MultiProver); ok {
-		tests = append(tests,
-			op{"InclusionProofs", size, size, multi},
-			op{"InclusionProofs", 0, size + 1, multi},
-			op{"InclusionProofs", maxU, maxU, multi},
-			op{"InclusionProofs", 1, maxU, multi},
-		)
+		{"InclusionProofs", size, size, multi},
+		{"InclusionProofs", 0, size + 1, multi},
+		{"InclusionProofs", maxU, maxU, multi},
+		{"InclusionProofs", 1, maxU, multi},
 	}
 	for _, tc := range tests {
 		what := fmt.Sprintf("%s(%d, %d) on a log of size %d", tc.name, tc.a, tc.b, size)

@@ -29,6 +29,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -113,7 +114,30 @@ type Config struct {
 	// GCPercent is the Go garbage collector's target (debug.SetGCPercent);
 	// 0 leaves the runtime's, which GOGC sets.
 	GCPercent int
+	// Procs is how many goroutines may run Go code at once
+	// (runtime.GOMAXPROCS); 0 leaves the runtime's, which GOMAXPROCS sets.
+	Procs int
 }
+
+// defaultProcs is --procs's default: with the embedded log, one more than
+// the runtime's own choice (the CPUs provd may use), unless GOMAXPROCS is
+// set. The log's committer writes and syncs the database file in
+// system calls that block for a millisecond or two, and the goroutine
+// slot (P) it holds meanwhile is handed to other goroutines only when the
+// runtime's monitor notices, which under load it often does not before
+// the sync ends: with two CPUs, one of them sat idle for a fifth of the
+// time while signature checks waited. One more slot keeps the CPUs busy
+// (docs/performance.md: 15-35% more events over HTTP on 2 cores).
+func defaultProcs(getenv func(string) string, logBackend string) int {
+	if getenv("GOMAXPROCS") != "" || logBackend != "bolt" {
+		return 0
+	}
+	return startProcs + 1
+}
+
+// startProcs is the runtime's choice of GOMAXPROCS, read before provd
+// changes it (tests may run several servers in one process).
+var startProcs = runtime.GOMAXPROCS(0)
 
 // defaultGCPercent is --gc-percent's default. Under write load provd
 // allocates fast and keeps little: at Go's default of 100 the collector
@@ -215,6 +239,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 		gcDefault = 0
 	}
 	fs.IntVar(&cfg.GCPercent, "gc-percent", envInt("PROVD_GC_PERCENT", gcDefault), "the Go garbage collector's `target`: how far the heap may grow past live data, in percent; higher spends less CPU on collection and more memory (PROVD_GC_PERCENT; 0 leaves GOGC's; default 400 unless GOGC is set)")
+	fs.IntVar(&cfg.Procs, "procs", envInt("PROVD_PROCS", 0), "how many goroutines may run Go code at once (GOMAXPROCS); 0 leaves the runtime's (PROVD_PROCS; default with --log bolt: one more than the CPUs, since the log's disk syncs block one, unless GOMAXPROCS is set)")
 	fs.StringVar(&cfg.LogFormat, "log-format", env("PROVD_LOG_FORMAT", "json"), "log `format` on stderr: json or text (PROVD_LOG_FORMAT)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", envDuration("PROVD_SHUTDOWN_TIMEOUT", 15*time.Second), "how long requests in flight may take to finish at shutdown (PROVD_SHUTDOWN_TIMEOUT)")
 	if envErr != nil {
@@ -231,6 +256,11 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	}
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected argument %q: every input is a flag (run provd --help)", fs.Arg(0))
+	}
+	procsSet := getenv("PROVD_PROCS") != ""
+	fs.Visit(func(f *flag.Flag) { procsSet = procsSet || f.Name == "procs" })
+	if !procsSet {
+		cfg.Procs = defaultProcs(getenv, cfg.Log)
 	}
 	if trustedProxies != "" {
 		cfg.TrustedProxies = strings.FieldsFunc(trustedProxies, func(r rune) bool { return r == ',' || r == ' ' })
@@ -287,6 +317,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--log-linger %v: want 0 to 1s", c.LogLinger)
 	case c.GCPercent < 0:
 		return fmt.Errorf("--gc-percent %d: want a percentage, or 0 to leave GOGC's", c.GCPercent)
+	case c.Procs < 0 || c.Procs > 4096:
+		return fmt.Errorf("--procs %d: want 1 to 4096, or 0 to leave the runtime's", c.Procs)
 	}
 	if err := c.validateWrites(); err != nil {
 		return err

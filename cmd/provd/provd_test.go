@@ -268,6 +268,43 @@ func TestEnv(t *testing.T) {
 	}
 }
 
+// TestProcsDefault: with the embedded log provd runs one more goroutine
+// slot than the runtime would (its disk syncs block one), unless
+// GOMAXPROCS says otherwise; a flag or PROVD_PROCS wins over both, and
+// the Trillian backend, which does no disk I/O of its own, keeps the
+// runtime's.
+func TestProcsDefault(t *testing.T) {
+	base := startProcs
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want int
+	}{
+		{nil, nil, base + 1},
+		{nil, map[string]string{"GOMAXPROCS": "2"}, 0},
+		{[]string{"--log", "trillian"}, nil, 0},
+		{[]string{"--procs", "5"}, map[string]string{"GOMAXPROCS": "2"}, 5},
+		{[]string{"--procs", "0"}, nil, 0},
+		{nil, map[string]string{"PROVD_PROCS": "3"}, 3},
+		{nil, map[string]string{"PROVD_PROCS": "0"}, 0},
+	} {
+		cfg, err := parseConfig(tc.args, func(k string) string { return tc.env[k] }, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Procs != tc.want {
+			t.Errorf("args %q, env %v: --procs %d, want %d", tc.args, tc.env, cfg.Procs, tc.want)
+		}
+	}
+	cfg, err := parseConfig([]string{"--procs", "-1"}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "--procs -1") {
+		t.Errorf("--procs -1: Validate said %v, want an error naming it", err)
+	}
+}
+
 // TestGCPercentDefault: provd sets the collector's target to 400 unless
 // GOGC says otherwise, and a flag or PROVD_GC_PERCENT wins over both.
 func TestGCPercentDefault(t *testing.T) {

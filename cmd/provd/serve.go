@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -41,6 +42,9 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 	defer ln.Close()
 	if cfg.GCPercent > 0 {
 		defer debug.SetGCPercent(debug.SetGCPercent(cfg.GCPercent))
+	}
+	if cfg.Procs > 0 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(cfg.Procs))
 	}
 	base := strings.TrimSuffix(cfg.BaseURL, "/")
 	if base == "" {

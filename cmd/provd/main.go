@@ -127,7 +127,7 @@ type Config struct {
 // runtime's monitor notices, which under load it often does not before
 // the sync ends: with two CPUs, one of them sat idle for a fifth of the
 // time while signature checks waited. One more slot keeps the CPUs busy
-// (docs/performance.md: 15-35% more events over HTTP on 2 cores).
+// (docs/performance.md: 12-45% more events over HTTP on 2 cores).
 func defaultProcs(getenv func(string) string, logBackend string) int {
 	if getenv("GOMAXPROCS") != "" || logBackend != "bolt" {
 		return 0

@@ -125,9 +125,11 @@ type Config struct {
 // system calls that block for a millisecond or two, and the goroutine
 // slot (P) it holds meanwhile is handed to other goroutines only when the
 // runtime's monitor notices, which under load it often does not before
-// the sync ends: with two CPUs, one of them sat idle for a fifth of the
-// time while signature checks waited. One more slot keeps the CPUs busy
+// the sync ends: on two CPUs provd's Service used 82-90% of them while
+// signature checks waited for a slot. One more slot keeps them busy
 // (docs/performance.md: 12-45% more events over HTTP on 2 cores).
+// Setting it stops the runtime's own updates of GOMAXPROCS when a
+// container's CPU limit changes; provd reads the limit once, at start.
 func defaultProcs(getenv func(string) string, logBackend string) int {
 	if getenv("GOMAXPROCS") != "" || logBackend != "bolt" {
 		return 0

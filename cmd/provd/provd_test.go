@@ -268,34 +268,44 @@ func TestEnv(t *testing.T) {
 	}
 }
 
+// A defaultCase is a setting's expected value for some flags and
+// environment.
+type defaultCase struct {
+	args []string
+	env  map[string]string
+	want int
+}
+
+// checkDefaults parses each case's flags and environment and compares the
+// setting get reads with the case's want.
+func checkDefaults(t *testing.T, flag string, get func(Config) int, cases []defaultCase) {
+	t.Helper()
+	for _, tc := range cases {
+		cfg, err := parseConfig(tc.args, func(k string) string { return tc.env[k] }, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := get(cfg); got != tc.want {
+			t.Errorf("args %q, env %v: %s %d, want %d", tc.args, tc.env, flag, got, tc.want)
+		}
+	}
+}
+
 // TestProcsDefault: with the embedded log provd runs one more goroutine
 // slot than the runtime would (its disk syncs block one), unless
 // GOMAXPROCS says otherwise; a flag or PROVD_PROCS wins over both, and
 // the Trillian backend, which does no disk I/O of its own, keeps the
 // runtime's.
 func TestProcsDefault(t *testing.T) {
-	base := startProcs
-	for _, tc := range []struct {
-		args []string
-		env  map[string]string
-		want int
-	}{
-		{nil, nil, base + 1},
+	checkDefaults(t, "--procs", func(c Config) int { return c.Procs }, []defaultCase{
+		{nil, nil, startProcs + 1},
 		{nil, map[string]string{"GOMAXPROCS": "2"}, 0},
 		{[]string{"--log", "trillian"}, nil, 0},
 		{[]string{"--procs", "5"}, map[string]string{"GOMAXPROCS": "2"}, 5},
 		{[]string{"--procs", "0"}, nil, 0},
 		{nil, map[string]string{"PROVD_PROCS": "3"}, 3},
 		{nil, map[string]string{"PROVD_PROCS": "0"}, 0},
-	} {
-		cfg, err := parseConfig(tc.args, func(k string) string { return tc.env[k] }, io.Discard)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if cfg.Procs != tc.want {
-			t.Errorf("args %q, env %v: --procs %d, want %d", tc.args, tc.env, cfg.Procs, tc.want)
-		}
-	}
+	})
 	cfg, err := parseConfig([]string{"--procs", "-1"}, func(string) string { return "" }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -308,22 +318,10 @@ func TestProcsDefault(t *testing.T) {
 // TestGCPercentDefault: provd sets the collector's target to 400 unless
 // GOGC says otherwise, and a flag or PROVD_GC_PERCENT wins over both.
 func TestGCPercentDefault(t *testing.T) {
-	for _, tc := range []struct {
-		args []string
-		env  map[string]string
-		want int
-	}{
+	checkDefaults(t, "--gc-percent", func(c Config) int { return c.GCPercent }, []defaultCase{
 		{nil, nil, defaultGCPercent},
 		{nil, map[string]string{"GOGC": "100"}, 0},
 		{[]string{"--gc-percent", "200"}, map[string]string{"GOGC": "100"}, 200},
 		{nil, map[string]string{"PROVD_GC_PERCENT": "150"}, 150},
-	} {
-		cfg, err := parseConfig(tc.args, func(k string) string { return tc.env[k] }, io.Discard)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if cfg.GCPercent != tc.want {
-			t.Errorf("args %q, env %v: --gc-percent %d, want %d", tc.args, tc.env, cfg.GCPercent, tc.want)
-		}
-	}
+	})
 }

@@ -237,6 +237,13 @@ func (c *Checked) verifyWith(v note.Verifier, vkey string) {
 	c.vkey = vkey
 }
 
+// checkedUnder reports whether c's signature was checked under vkey
+// already, whichever way it came out: a second precheck (after catching
+// up with the log) need not verify it again.
+func (c *Checked) checkedUnder(vkey string) bool {
+	return c.vkey == vkey || c.badKey == vkey
+}
+
 // NewChecked parses an event leaf (without verifying its signature).
 func NewChecked(leaf []byte) (*Checked, error) {
 	e, keyHash, err := parseLeaf(leaf)

@@ -137,7 +137,7 @@ func (s *Service) precheck(checked *Checked, leafHash merkle.Hash) (dup uint64, 
 	s.mu.RLock()
 	v, vkey, ok := s.state.checkKey(checked)
 	s.mu.RUnlock()
-	if ok && checked.vkey != vkey {
+	if ok && !checked.checkedUnder(vkey) {
 		job := verifyJob{checked, v, vkey, make(chan struct{})}
 		select {
 		case s.verify <- job:

@@ -243,58 +243,74 @@ func ParseEvent(leaf []byte) (Event, error) {
 // parses it. A signature by another key, or one that does not verify,
 // matches ErrBadSignature.
 func VerifyEvent(leaf []byte, verifier note.Verifier) (Event, error) {
-	e, hash, err := parseLeaf(leaf)
+	e, sig, err := parseLeaf(leaf)
 	if err != nil {
 		return Event{}, err
 	}
-	if err := verifySig(leaf, e.Actor, hash, verifier); err != nil {
+	if err := verifySig(leaf, e.Actor, sig, verifier); err != nil {
 		return Event{}, err
 	}
 	return e, nil
 }
 
-func verifySig(leaf []byte, actor string, hash uint32, v note.Verifier) error {
-	if v.Name() != actor || v.KeyHash() != hash {
-		return fmt.Errorf("%w: signed by key %s/%08x, want %s/%08x", ErrBadSignature, actor, hash, v.Name(), v.KeyHash())
+func verifySig(leaf []byte, actor string, sig leafSig, v note.Verifier) error {
+	if v.Name() != actor || v.KeyHash() != sig.keyHash {
+		return fmt.Errorf("%w: signed by key %s/%08x, want %s/%08x", ErrBadSignature, actor, sig.keyHash, v.Name(), v.KeyHash())
 	}
-	if _, err := note.Open(leaf, note.VerifierList(v)); err != nil {
-		return fmt.Errorf("%w: %v", ErrBadSignature, err)
+	// What note.Open does once it has matched the signature line to v:
+	// parseLeaf has parsed the note already, so it is not parsed again.
+	if !v.Verify(leaf[:sig.text], sig.sig[:]) {
+		return fmt.Errorf("%w: invalid signature for key %s+%08x", ErrBadSignature, actor, sig.keyHash)
 	}
 	return nil
 }
 
-// parseLeaf parses an event note and returns the event and the key hash of
-// its one signature.
-func parseLeaf(leaf []byte) (Event, uint32, error) {
+// A leafSig is the one signature of an event note, as parseLeaf found it.
+type leafSig struct {
+	keyHash uint32
+	text    int      // the signed text is the leaf's first text bytes
+	sig     [64]byte // the Ed25519 signature
+}
+
+// parseLeaf parses an event note and returns the event and its one
+// signature.
+func parseLeaf(leaf []byte) (Event, leafSig, error) {
 	if err := merkle.CheckLeaf(leaf); err != nil {
-		return Event{}, 0, malformed("note", "%v", err)
+		return Event{}, leafSig{}, malformed("note", "%v", err)
 	}
-	_, err := note.Open(leaf, note.VerifierList())
+	_, err := note.Open(leaf, noVerifiers)
 	var unverified *note.UnverifiedNoteError
 	if !errors.As(err, &unverified) {
-		return Event{}, 0, malformed("note", "not a signed note")
+		return Event{}, leafSig{}, malformed("note", "not a signed note")
 	}
 	n := unverified.Note
 	if len(n.UnverifiedSigs) != 1 {
-		return Event{}, 0, malformed("note", "has %d signatures, want 1", len(n.UnverifiedSigs))
+		return Event{}, leafSig{}, malformed("note", "has %d signatures, want 1", len(n.UnverifiedSigs))
 	}
 	sig := n.UnverifiedSigs[0]
 	// Exactly one signature line, and nothing else: one leaf per event.
 	if string(leaf) != n.Text+"\n\u2014 "+sig.Name+" "+sig.Base64+"\n" {
-		return Event{}, 0, malformed("note", "signature block is not one signature line")
+		return Event{}, leafSig{}, malformed("note", "signature block is not one signature line")
 	}
-	if raw, err := base64.StdEncoding.DecodeString(sig.Base64); err != nil || len(raw) != 4+64 || binary.BigEndian.Uint32(raw) != sig.Hash {
-		return Event{}, 0, malformed("note", "signature is not an Ed25519 signature")
+	raw, err := base64.StdEncoding.DecodeString(sig.Base64)
+	if err != nil || len(raw) != 4+64 || binary.BigEndian.Uint32(raw) != sig.Hash {
+		return Event{}, leafSig{}, malformed("note", "signature is not an Ed25519 signature")
 	}
+	ls := leafSig{keyHash: sig.Hash, text: len(n.Text)}
+	copy(ls.sig[:], raw[4:])
 	e, err := decodeEventText(n.Text)
 	if err != nil {
-		return Event{}, 0, err
+		return Event{}, leafSig{}, err
 	}
 	if sig.Name != e.Actor {
-		return Event{}, 0, malformed("actor", "event actor is %q but the note is signed by %q", e.Actor, sig.Name)
+		return Event{}, leafSig{}, malformed("actor", "event actor is %q but the note is signed by %q", e.Actor, sig.Name)
 	}
-	return e, sig.Hash, nil
+	return e, ls, nil
 }
+
+// noVerifiers knows no key: note.Open with it parses a note and returns
+// its signatures unverified.
+var noVerifiers = note.VerifierList()
 
 // decodeEventText parses the text of an event note: the header line and
 // one line of compact JSON.

@@ -207,7 +207,7 @@ type Checked struct {
 	leaf     []byte
 	leafHash merkle.Hash
 	event    Event
-	keyHash  uint32
+	sig      leafSig
 	vkey     string // the verifier key the signature verified under, once it did
 	// badKey is a verifier key the signature failed under, and badSig why.
 	badKey string
@@ -221,7 +221,7 @@ func (s *State) checkKey(c *Checked) (note.Verifier, string, bool) {
 	if err != nil {
 		return nil, "", false
 	}
-	_, v, vkey, err := s.signerKey(c.event, c.keyHash, item)
+	_, v, vkey, err := s.signerKey(c.event, c.sig.keyHash, item)
 	return v, vkey, err == nil
 }
 
@@ -230,7 +230,7 @@ func (s *State) checkKey(c *Checked) (note.Verifier, string, bool) {
 // again only if the rules require another key by then. It touches no
 // State: a caller can do this CPU work outside the lock guarding one.
 func (c *Checked) verifyWith(v note.Verifier, vkey string) {
-	if err := verifySig(c.leaf, c.event.Actor, c.keyHash, v); err != nil {
+	if err := verifySig(c.leaf, c.event.Actor, c.sig, v); err != nil {
 		c.badKey, c.badSig = vkey, err
 		return
 	}
@@ -246,11 +246,11 @@ func (c *Checked) checkedUnder(vkey string) bool {
 
 // NewChecked parses an event leaf (without verifying its signature).
 func NewChecked(leaf []byte) (*Checked, error) {
-	e, keyHash, err := parseLeaf(leaf)
+	e, sig, err := parseLeaf(leaf)
 	if err != nil {
 		return nil, err
 	}
-	return &Checked{leaf: leaf, leafHash: merkle.LeafHash(leaf), event: e, keyHash: keyHash}, nil
+	return &Checked{leaf: leaf, leafHash: merkle.LeafHash(leaf), event: e, sig: sig}, nil
 }
 
 // Event returns the parsed event.
@@ -316,12 +316,12 @@ func (s *State) check(index uint64, leaf []byte, pre *Checked) (Applied, change,
 		return Applied{}, change{}, &RuleError{Index: index, Err: fmt.Errorf("%w: index %d, next is %d", ErrOutOfOrder, index, s.next)}
 	}
 	var e Event
-	var keyHash uint32
+	var sig leafSig
 	if pre != nil {
-		e, keyHash = pre.event, pre.keyHash
+		e, sig = pre.event, pre.sig
 	} else {
 		var err error
-		if e, keyHash, err = parseLeaf(leaf); err != nil {
+		if e, sig, err = parseLeaf(leaf); err != nil {
 			return Applied{}, change{}, &RuleError{Index: index, Err: err}
 		}
 	}
@@ -332,7 +332,7 @@ func (s *State) check(index uint64, leaf []byte, pre *Checked) (Applied, change,
 	if err != nil {
 		return fail(err)
 	}
-	role, v, vkey, err := s.signerKey(e, keyHash, item)
+	role, v, vkey, err := s.signerKey(e, sig.keyHash, item)
 	if err != nil {
 		return fail(err)
 	}
@@ -340,7 +340,7 @@ func (s *State) check(index uint64, leaf []byte, pre *Checked) (Applied, change,
 		return fail(pre.badSig)
 	}
 	if pre == nil || pre.vkey != vkey {
-		if err := verifySig(leaf, e.Actor, keyHash, v); err != nil {
+		if err := verifySig(leaf, e.Actor, sig, v); err != nil {
 			return fail(err)
 		}
 	}

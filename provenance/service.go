@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"maps"
 	"runtime"
@@ -65,8 +66,10 @@ type Service struct {
 	dirty       delta            // changes since the last save
 	saveMu      sync.Mutex       // serializes saves
 
-	pendMu  sync.Mutex
-	pending map[merkle.Hash]*Checked // leaves Submit checked, by leaf hash, until applied
+	pendMu sync.Mutex
+	// pending are the leaves Submit checked, until applied, by pendingKey.
+	pending  map[uint64]*Checked
+	pendSeed maphash.Seed
 
 	// Waiting for a log position to be applied: each waiter is woken
 	// alone, not all of them at every advance, and reads how far the
@@ -137,7 +140,8 @@ func NewService(ctx context.Context, cfg ServiceConfig) (*Service, error) {
 		actorEvents:  map[string][]uint64{},
 		refused:      map[uint64]error{},
 		waiters:      map[uint64][]chan struct{}{},
-		pending:      map[merkle.Hash]*Checked{},
+		pending:      map[uint64]*Checked{},
+		pendSeed:     maphash.MakeSeed(),
 		views:        newViewCache(defaultViewCacheItems),
 		verify:       make(chan verifyJob),
 		kick:         make(chan struct{}, 1),
@@ -296,14 +300,21 @@ func (s *Service) leavesFor(ctx context.Context, from, to uint64) ([]logEntry, e
 		if len(s.pending) == 0 {
 			continue
 		}
-		h := merkle.LeafHash(leaf)
-		if c, ok := s.pending[h]; ok && string(c.leaf) == string(leaf) {
+		k := s.pendingKey(leaf)
+		if c, ok := s.pending[k]; ok && string(c.leaf) == string(leaf) {
 			out[i].checked = c
-			delete(s.pending, h)
+			delete(s.pending, k)
 		}
 	}
 	return out, nil
 }
+
+// pendingKey is the key of a leaf in s.pending: a hash of it far cheaper
+// than its SHA-256 leaf hash, which the applier would compute for every
+// leaf it reads. Two pending leaves with one key only cost the applier a
+// full check of one of them: it compares the leaf bytes before it takes a
+// check.
+func (s *Service) pendingKey(leaf []byte) uint64 { return maphash.Bytes(s.pendSeed, leaf) }
 
 // applyLeaves applies the entries at positions first, first+1, ... in order.
 func (s *Service) applyLeaves(first uint64, entries []logEntry) {

@@ -69,13 +69,14 @@ func (s *Service) submitChecked(ctx context.Context, checked *Checked) (Receipt,
 
 	// The applier finds the check by leaf hash, so it need not parse or
 	// verify the leaf again.
+	pendKey := s.pendingKey(leaf)
 	s.pendMu.Lock()
-	s.pending[leafHash] = checked
+	s.pending[pendKey] = checked
 	s.pendMu.Unlock()
 	proved, err := s.append(ctx, leaf)
 	if err != nil {
 		s.pendMu.Lock()
-		delete(s.pending, leafHash)
+		delete(s.pending, pendKey)
 		s.pendMu.Unlock()
 		return Receipt{}, fmt.Errorf("append %s: %w", e.Kind, err)
 	}
@@ -88,7 +89,7 @@ func (s *Service) submitChecked(ctx context.Context, checked *Checked) (Receipt,
 	// The applier took the check if it applied this leaf; if the log found
 	// the leaf there already (dedup), nobody will: drop it either way.
 	s.pendMu.Lock()
-	delete(s.pending, leafHash)
+	delete(s.pending, pendKey)
 	s.pendMu.Unlock()
 	if err != nil {
 		return Receipt{}, err

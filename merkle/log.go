@@ -86,7 +86,10 @@ type ProvingLog interface {
 	// the leaf's inclusion proof in the tree right after the commit that
 	// added it, and that tree's signed checkpoint. A leaf that was in the
 	// log already gets its index only (a nil Proof).
-	AppendProved(ctx context.Context, leaves [][]byte) ([]Proved, error)
+	//
+	// hashes, unless nil, are the leaves' LeafHash, which the caller has
+	// computed already: the log takes them as they are.
+	AppendProved(ctx context.Context, leaves [][]byte, hashes []Hash) ([]Proved, error)
 }
 
 // A MultiProver is a Log that proves several leaves against one tree size

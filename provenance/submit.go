@@ -73,7 +73,7 @@ func (s *Service) submitChecked(ctx context.Context, checked *Checked) (Receipt,
 	s.pendMu.Lock()
 	s.pending[pendKey] = checked
 	s.pendMu.Unlock()
-	proved, err := s.append(ctx, leaf)
+	proved, err := s.append(ctx, leaf, leafHash)
 	if err != nil {
 		s.pendMu.Lock()
 		delete(s.pending, pendKey)
@@ -109,11 +109,12 @@ func (s *Service) submitChecked(ctx context.Context, checked *Checked) (Receipt,
 	return s.receipt(ctx, index, leafHash)
 }
 
-// append appends one leaf, with its proof if the log proves what it
-// appends (merkle.ProvingLog), which spares the receipt reading one.
-func (s *Service) append(ctx context.Context, leaf []byte) (merkle.Proved, error) {
+// append appends one leaf, whose leaf hash is leafHash, with its proof if
+// the log proves what it appends (merkle.ProvingLog), which spares the
+// receipt reading one.
+func (s *Service) append(ctx context.Context, leaf []byte, leafHash merkle.Hash) (merkle.Proved, error) {
 	if pl, ok := s.log.(merkle.ProvingLog); ok {
-		p, err := pl.AppendProved(ctx, [][]byte{leaf})
+		p, err := pl.AppendProved(ctx, [][]byte{leaf}, []merkle.Hash{leafHash})
 		if err != nil {
 			return merkle.Proved{}, err
 		}

@@ -97,6 +97,11 @@ type commitProof struct {
 	once sync.Once
 	cp   merkle.Checkpoint
 	err  error
+
+	// The tree's ephemeral nodes (see proof.Nodes.Ephem) a receipt has
+	// needed: the receipts of one commit share a few of them.
+	ephemMu sync.Mutex
+	ephem   map[compact.NodeID]merkle.Hash
 }
 
 func (c *commitProof) checkpoint(l *Log) (merkle.Checkpoint, error) {
@@ -108,10 +113,40 @@ func (c *commitProof) checkpoint(l *Log) (merkle.Checkpoint, error) {
 
 // prove returns the inclusion proof of index in the commit's tree, or
 // false if a node is missing (it never should be).
+//
+// A proof of a leaf right of the tree's last perfect subtree has an
+// ephemeral node, hashed from several nodes of the tree's right border
+// (several SHA-256 computations), and the receipts of one commit need only
+// a few different ones: each is hashed once a commit, with the library's
+// Rehash, and then reused.
 func (c *commitProof) prove(index uint64) ([]merkle.Hash, bool) {
 	nodes, err := proof.Inclusion(index, c.size)
 	if err != nil {
 		return nil, false
+	}
+	ephem, begin, end := nodes.Ephem()
+	if begin < end {
+		c.ephemMu.Lock()
+		h, ok := c.ephem[ephem]
+		c.ephemMu.Unlock()
+		if ok {
+			p := make([]merkle.Hash, 0, len(nodes.IDs)-(end-begin)+1)
+			for i, id := range nodes.IDs {
+				switch {
+				case i == begin:
+					p = append(p, h)
+					continue
+				case i > begin && i < end:
+					continue
+				}
+				h, ok := c.nodes.get(id)
+				if !ok {
+					return nil, false
+				}
+				p = append(p, h)
+			}
+			return p, true
+		}
 	}
 	// One buffer for all the hashes: slicing each node's hash would move
 	// every one to the heap on its own, about 20 allocations a receipt.
@@ -132,6 +167,14 @@ func (c *commitProof) prove(index uint64) ([]merkle.Hash, bool) {
 	p := make([]merkle.Hash, len(hashes))
 	for i, h := range hashes {
 		p[i] = merkle.Hash(h)
+	}
+	if begin < end {
+		c.ephemMu.Lock()
+		if c.ephem == nil {
+			c.ephem = map[compact.NodeID]merkle.Hash{}
+		}
+		c.ephem[ephem] = p[begin]
+		c.ephemMu.Unlock()
 	}
 	return p, true
 }
@@ -380,7 +423,7 @@ func (l *Log) isClosed() bool {
 // committed, Append returns ctx's error and the leaves may or may not be in
 // the log; retrying is safe.
 func (l *Log) Append(ctx context.Context, leaves [][]byte) ([]uint64, error) {
-	req, err := l.append(ctx, leaves)
+	req, err := l.append(ctx, leaves, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -390,8 +433,11 @@ func (l *Log) Append(ctx context.Context, leaves [][]byte) ([]uint64, error) {
 // AppendProved implements merkle.ProvingLog: the proofs come from the
 // nodes the commit had in memory, and the checkpoint is signed once per
 // commit.
-func (l *Log) AppendProved(ctx context.Context, leaves [][]byte) ([]merkle.Proved, error) {
-	req, err := l.append(ctx, leaves)
+func (l *Log) AppendProved(ctx context.Context, leaves [][]byte, hashes []merkle.Hash) ([]merkle.Proved, error) {
+	if hashes != nil && len(hashes) != len(leaves) {
+		return nil, fmt.Errorf("%d hashes for %d leaves", len(hashes), len(leaves))
+	}
+	req, err := l.append(ctx, leaves, hashes)
 	if err != nil {
 		return nil, err
 	}
@@ -418,16 +464,23 @@ func (l *Log) AppendProved(ctx context.Context, leaves [][]byte) ([]merkle.Prove
 	return out, nil
 }
 
-func (l *Log) append(ctx context.Context, leaves [][]byte) (*request, error) {
+// append queues leaves for the committer and waits for their commit.
+// hashes, unless nil, are their leaf hashes.
+func (l *Log) append(ctx context.Context, leaves [][]byte, hashes []merkle.Hash) (*request, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	req := &request{leaves: leaves, hashes: make([]merkle.Hash, len(leaves)), done: make(chan struct{})}
+	req := &request{leaves: leaves, hashes: hashes, done: make(chan struct{})}
+	if hashes == nil {
+		req.hashes = make([]merkle.Hash, len(leaves))
+	}
 	for i, leaf := range leaves {
 		if err := merkle.CheckLeaf(leaf); err != nil {
 			return nil, fmt.Errorf("leaf %d of %d: %w", i, len(leaves), err)
 		}
-		req.hashes[i] = merkle.LeafHash(leaf)
+		if hashes == nil {
+			req.hashes[i] = merkle.LeafHash(leaf)
+		}
 	}
 	if len(leaves) == 0 {
 		req.idx = []uint64{}

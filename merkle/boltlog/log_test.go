@@ -210,7 +210,8 @@ func TestLingerOnlyUnderConcurrency(t *testing.T) {
 // TestAppendProved appends from concurrent callers, some leaves twice, and
 // checks every proof AppendProved returns: its checkpoint verifies, the
 // proof leads to the root, it equals the proof read from storage, and it
-// came from memory.
+// came from memory. Leaf hashes that do not match the leaves in number
+// are refused.
 func TestAppendProved(t *testing.T) {
 	s, v := testKey(t)
 	l, db := openLog(t, t.TempDir(), s)
@@ -230,7 +231,14 @@ func TestAppendProved(t *testing.T) {
 				if i%5 == 0 {
 					batch = append(batch, fmt.Appendf(nil, "shared %d", i)) // raced by others
 				}
-				got, err := l.AppendProved(t.Context(), batch)
+				// Half the callers give the leaf hashes, as the Service does.
+				var hashes []merkle.Hash
+				if g%2 == 0 {
+					for _, leaf := range batch {
+						hashes = append(hashes, merkle.LeafHash(leaf))
+					}
+				}
+				got, err := l.AppendProved(t.Context(), batch, hashes)
 				if err != nil {
 					t.Error(err)
 					return
@@ -276,5 +284,11 @@ func TestAppendProved(t *testing.T) {
 	}
 	if n := l.misses.Load(); n != 0 {
 		t.Errorf("%d proofs were read from storage, not made from the commit's nodes", n)
+	}
+	if _, err := l.AppendProved(t.Context(), [][]byte{[]byte("a"), []byte("b")}, []merkle.Hash{merkle.LeafHash([]byte("a"))}); err == nil {
+		t.Error("AppendProved took 1 hash for 2 leaves")
+	}
+	if after, _ := l.Checkpoint(t.Context()); after.Size != cp.Size {
+		t.Errorf("a refused AppendProved changed the size from %d to %d", cp.Size, after.Size)
 	}
 }

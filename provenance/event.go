@@ -289,15 +289,23 @@ func parseLeaf(leaf []byte) (Event, leafSig, error) {
 	}
 	sig := n.UnverifiedSigs[0]
 	// Exactly one signature line, and nothing else: one leaf per event.
-	if string(leaf) != n.Text+"\n\u2014 "+sig.Name+" "+sig.Base64+"\n" {
+	if !isOneSignatureLine(leaf, n.Text, sig) {
 		return Event{}, leafSig{}, malformed("note", "signature block is not one signature line")
 	}
-	raw, err := base64.StdEncoding.DecodeString(sig.Base64)
-	if err != nil || len(raw) != 4+64 || binary.BigEndian.Uint32(raw) != sig.Hash {
+	// The key hash and an Ed25519 signature, from the base64 in the leaf
+	// (a []byte without a copy) into an array (no allocation).
+	const rawLen = 4 + 64
+	b64 := leaf[len(leaf)-1-len(sig.Base64) : len(leaf)-1]
+	if len(b64) != base64.StdEncoding.EncodedLen(rawLen) {
+		return Event{}, leafSig{}, malformed("note", "signature is not an Ed25519 signature")
+	}
+	var raw [rawLen + 1]byte // that base64 length may decode to one byte more
+	m, err := base64.StdEncoding.Decode(raw[:], b64)
+	if err != nil || m != rawLen || binary.BigEndian.Uint32(raw[:]) != sig.Hash {
 		return Event{}, leafSig{}, malformed("note", "signature is not an Ed25519 signature")
 	}
 	ls := leafSig{keyHash: sig.Hash, text: len(n.Text)}
-	copy(ls.sig[:], raw[4:])
+	copy(ls.sig[:], raw[4:rawLen])
 	e, err := decodeEventText(n.Text)
 	if err != nil {
 		return Event{}, leafSig{}, err
@@ -306,6 +314,26 @@ func parseLeaf(leaf []byte) (Event, leafSig, error) {
 		return Event{}, leafSig{}, malformed("actor", "event actor is %q but the note is signed by %q", e.Actor, sig.Name)
 	}
 	return e, ls, nil
+}
+
+// isOneSignatureLine reports whether leaf is text then sig's signature
+// line, and nothing else.
+func isOneSignatureLine(leaf []byte, text string, sig note.Signature) bool {
+	parts := [...]string{text, "\n\u2014 ", sig.Name, " ", sig.Base64, "\n"}
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	if len(leaf) != n {
+		return false
+	}
+	for _, p := range parts {
+		if string(leaf[:len(p)]) != p {
+			return false
+		}
+		leaf = leaf[len(p):]
+	}
+	return true
 }
 
 // noVerifiers knows no key: note.Open with it parses a note and returns
@@ -365,28 +393,37 @@ func (w wireEvent) event() (Event, error) {
 		return Event{}, malformed("actor", "%s", reason)
 	}
 	t, err := time.Parse(time.RFC3339, w.Time)
-	if err != nil || !strings.HasSuffix(w.Time, "Z") || t.Format(time.RFC3339) != w.Time {
+	var formatted [len(time.RFC3339)]byte
+	if err != nil || !strings.HasSuffix(w.Time, "Z") || string(t.AppendFormat(formatted[:0], time.RFC3339)) != w.Time {
 		return Event{}, malformed("time", "%.40q is not RFC 3339 UTC to the second (2006-01-02T15:04:05Z)", w.Time)
 	}
 	e.Time = t
 	if reason := textReason(w.Place, MaxPlaceLen); reason != "" {
 		return Event{}, malformed("place", "%s", reason)
 	}
-	// Exactly the payload of the kind.
-	payloads := map[Kind]bool{
-		KindEnroll: w.Enroll != nil, KindRevoke: w.Revoke != nil, KindRegister: w.Register != nil,
-		KindHandoff: w.Handoff != nil, KindReceive: w.Receive != nil, KindDispute: w.Dispute != nil,
-		KindRuling: w.Ruling != nil,
+	// Exactly the payload of the kind (an array, not a map: this runs for
+	// every event).
+	payloads := [...]struct {
+		kind    Kind
+		present bool
+	}{
+		{KindEnroll, w.Enroll != nil}, {KindRevoke, w.Revoke != nil}, {KindRegister, w.Register != nil},
+		{KindHandoff, w.Handoff != nil}, {KindReceive, w.Receive != nil}, {KindDispute, w.Dispute != nil},
+		{KindRuling, w.Ruling != nil},
 	}
-	if _, ok := payloads[w.Kind]; !ok {
+	known := false
+	for _, p := range payloads {
+		known = known || p.kind == w.Kind
+	}
+	if !known {
 		return Event{}, malformed("kind", "unknown kind %.40q", w.Kind)
 	}
-	for _, k := range []Kind{KindEnroll, KindRevoke, KindRegister, KindHandoff, KindReceive, KindDispute, KindRuling} {
-		if payloads[k] != (k == w.Kind) {
-			if k == w.Kind {
-				return Event{}, malformed(string(k), "missing for a %s event", w.Kind)
+	for _, p := range payloads {
+		if p.present != (p.kind == w.Kind) {
+			if p.kind == w.Kind {
+				return Event{}, malformed(string(p.kind), "missing for a %s event", w.Kind)
 			}
-			return Event{}, malformed(string(k), "not allowed in a %s event", w.Kind)
+			return Event{}, malformed(string(p.kind), "not allowed in a %s event", w.Kind)
 		}
 	}
 	// Item and prev.

@@ -2,10 +2,13 @@ package provenance
 
 import (
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/mod/sumdb/note"
 )
 
 var (
@@ -251,6 +254,24 @@ func TestCustodyRefusals(t *testing.T) {
 		{"not compact", func(f *fixture) []byte {
 			return rawLeaf(f.t, f.key("acme"), `{"kind": "register","actor":"acme","time":"2026-03-01T10:00:00Z","item":"01/09506000134352/21/Z","register":{"product":"p"}}`)
 		}, nil, ErrMalformedEvent},
+		{"two signatures", func(f *fixture) []byte {
+			leaf := f.registerLeaf("acme", itemY)
+			text, _, _ := strings.Cut(string(leaf), "\n\n")
+			twice, err := note.Sign(&note.Note{Text: text + "\n"}, f.key("acme").signer, f.key("swift").signer)
+			if err != nil {
+				f.t.Fatal(err)
+			}
+			return twice
+		}, nil, ErrMalformedEvent},
+		{"text after the signature", func(f *fixture) []byte {
+			return append(f.registerLeaf("acme", itemY), "more\n"...)
+		}, nil, ErrMalformedEvent},
+		{"signature of 32 bytes", func(f *fixture) []byte {
+			return withSignatureBytes(f.t, f.registerLeaf("acme", itemY), 4+32)
+		}, nil, ErrMalformedEvent},
+		{"signature of 65 bytes", func(f *fixture) []byte {
+			return withSignatureBytes(f.t, f.registerLeaf("acme", itemY), 4+65)
+		}, nil, ErrMalformedEvent},
 		{"index out of order", func(f *fixture) []byte {
 			return f.registerLeaf("acme", itemY)
 		}, func(f *fixture) uint64 { return 2 }, ErrOutOfOrder},
@@ -303,4 +324,18 @@ func TestNewState(t *testing.T) {
 	if _, err := st.Apply(0, leaf); !errors.Is(err, ErrAlreadyEnrolled) {
 		t.Errorf("enrolling the operator: %v", err)
 	}
+}
+
+// withSignatureBytes replaces the signature of a one-signature note leaf
+// by n bytes: its key hash, then the signature cut or padded with zeroes.
+func withSignatureBytes(t testing.TB, leaf []byte, n int) []byte {
+	t.Helper()
+	head, line, ok := strings.Cut(strings.TrimSuffix(string(leaf), "\n"), "\n\n")
+	name, b64, ok2 := strings.Cut(strings.TrimPrefix(line, "\u2014 "), " ")
+	raw, err := base64.StdEncoding.DecodeString(b64)
+	if !ok || !ok2 || err != nil {
+		t.Fatalf("not a one-signature note: %q", leaf)
+	}
+	raw = append(raw, make([]byte, max(0, n-len(raw)))...)[:n]
+	return []byte(head + "\n\n\u2014 " + name + " " + base64.StdEncoding.EncodeToString(raw) + "\n")
 }

@@ -706,16 +706,17 @@ func (s *state) lookup(b buckets, h merkle.Hash) (uint64, bool) {
 // node however large they are and rewrites the node whole, and it reuses
 // freed pages only for allocations that fit.
 func putLeaves(b buckets, first uint64, leaves [][]byte) error {
-	key, buf := first, []byte(nil)
+	// Each value is built in a buffer of a page's size, not grown by append.
+	key, buf := first, make([]byte, 0, leafChunkBytes)
 	if k, v := b.leaves.Cursor().Last(); k != nil && len(v) < leafChunkBytes {
-		key, buf = binary.BigEndian.Uint64(k), slices.Clone(v)
+		key, buf = binary.BigEndian.Uint64(k), append(buf, v...)
 	}
 	for i, leaf := range leaves {
 		if len(buf) > 0 && len(buf)+binary.MaxVarintLen32+len(leaf) > leafChunkBytes {
 			if err := b.leaves.Put(u64(key), buf); err != nil {
 				return err
 			}
-			key, buf = first+uint64(i), nil
+			key, buf = first+uint64(i), make([]byte, 0, max(leafChunkBytes, binary.MaxVarintLen32+len(leaf)))
 		}
 		buf = binary.AppendUvarint(buf, uint64(len(leaf)))
 		buf = append(buf, leaf...)

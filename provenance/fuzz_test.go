@@ -5,7 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
+
+	"golang.org/x/mod/sumdb/note"
 )
 
 func FuzzParseEvent(f *testing.F) {
@@ -228,6 +232,46 @@ func TestDecodeEventCanonicalTaken(t *testing.T) {
 	for _, k := range []Kind{KindEnroll, KindRevoke, KindRegister, KindHandoff, KindReceive, KindDispute, KindRuling} {
 		if !kinds[k] {
 			t.Errorf("no %s event among the test events", k)
+		}
+	}
+}
+
+// FuzzParseOneSigNote checks the note parser's fast path against
+// note.Open: whatever parseOneSigNote accepts, note.Open parses to the
+// same text and the same one signature.
+func FuzzParseOneSigNote(f *testing.F) {
+	w := bundleWorld(f)
+	for _, leaf := range w.leaves {
+		f.Add(leaf)
+		f.Add(bytes.Replace(leaf, []byte("\n\n"), []byte("\n\n\n"), 1))
+		f.Add(append(slices.Clone(leaf), leaf[bytes.LastIndex(leaf, []byte("\n\n"))+2:]...))
+	}
+	f.Add([]byte("text\n\n\u2014 a+b AAAA\n"))
+	f.Add([]byte("t\u00e9xt\r\n\n\u2014 name " + strings.Repeat("A", 92) + "\n"))
+	f.Fuzz(func(t *testing.T, leaf []byte) {
+		text, sig, ok := parseOneSigNote(leaf)
+		if !ok {
+			return
+		}
+		_, err := note.Open(leaf, noVerifiers)
+		var unverified *note.UnverifiedNoteError
+		if !errors.As(err, &unverified) {
+			t.Fatalf("fast path parsed what note.Open refuses: %v", err)
+		}
+		n := unverified.Note
+		if n.Text != text || len(n.UnverifiedSigs) != 1 || n.UnverifiedSigs[0] != sig {
+			t.Fatalf("fast path found %q %+v, note.Open %q %+v", text, sig, n.Text, n.UnverifiedSigs)
+		}
+	})
+}
+
+// TestParseOneSigNoteTaken checks event leaves as Sign writes them take the
+// note parser's fast path.
+func TestParseOneSigNoteTaken(t *testing.T) {
+	w := bundleWorld(t)
+	for _, leaf := range w.leaves {
+		if _, _, ok := parseOneSigNote(leaf); !ok {
+			t.Errorf("leaf %q takes the slow path", leaf)
 		}
 	}
 }

@@ -204,7 +204,7 @@ func Sign(e Event, signer note.Signer) ([]byte, error) {
 		return nil, fmt.Errorf("sign event: %w", err)
 	}
 	// Check what was written as a parser will see it.
-	if _, err := decodeEventText(buf.String()); err != nil {
+	if _, err := decodeEventText(buf.Bytes()); err != nil {
 		return nil, fmt.Errorf("sign event: %w", err)
 	}
 	leaf, err := note.Sign(&note.Note{Text: buf.String()}, signer)
@@ -280,7 +280,7 @@ func parseLeaf(leaf []byte) (Event, leafSig, error) {
 	if err := merkle.CheckLeaf(leaf); err != nil {
 		return Event{}, leafSig{}, malformed("note", "%v", err)
 	}
-	text, sig, ok := parseOneSigNote(leaf)
+	textLen, sig, ok := parseOneSigNote(leaf)
 	if !ok {
 		_, err := note.Open(leaf, noVerifiers)
 		var unverified *note.UnverifiedNoteError
@@ -291,11 +291,13 @@ func parseLeaf(leaf []byte) (Event, leafSig, error) {
 		if len(n.UnverifiedSigs) != 1 {
 			return Event{}, leafSig{}, malformed("note", "has %d signatures, want 1", len(n.UnverifiedSigs))
 		}
-		text, sig = n.Text, n.UnverifiedSigs[0]
-	}
-	// Exactly one signature line, and nothing else: one leaf per event.
-	if !isOneSignatureLine(leaf, text, sig) {
-		return Event{}, leafSig{}, malformed("note", "signature block is not one signature line")
+		sig = n.UnverifiedSigs[0]
+		// Exactly one signature line, and nothing else: one leaf per
+		// event. (The fast path takes no other shape.)
+		if !isOneSignatureLine(leaf, n.Text, sig) {
+			return Event{}, leafSig{}, malformed("note", "signature block is not one signature line")
+		}
+		textLen = len(n.Text)
 	}
 	// The key hash and an Ed25519 signature, from the base64 in the leaf
 	// (a []byte without a copy) into an array (no allocation).
@@ -309,9 +311,9 @@ func parseLeaf(leaf []byte) (Event, leafSig, error) {
 	if err != nil || m != rawLen || binary.BigEndian.Uint32(raw[:]) != sig.Hash {
 		return Event{}, leafSig{}, malformed("note", "signature is not an Ed25519 signature")
 	}
-	ls := leafSig{keyHash: sig.Hash, text: len(text)}
+	ls := leafSig{keyHash: sig.Hash, text: textLen}
 	copy(ls.sig[:], raw[4:rawLen])
-	e, err := decodeEventText(text)
+	e, err := decodeEventText(leaf[:textLen])
 	if err != nil {
 		return Event{}, leafSig{}, err
 	}
@@ -324,40 +326,44 @@ func parseLeaf(leaf []byte) (Event, leafSig, error) {
 // parseOneSigNote is what note.Open, knowing no key, finds in a note of
 // the shape every event leaf has: valid UTF-8 text, a blank line, and one
 // signature line whose name is printable ASCII and whose signature is a
-// key hash and 64 bytes. It reports false for anything else, which the
+// key hash and 64 bytes. The text is the leaf's first textLen bytes. It
+// reports false for anything else, which the
 // caller then gives to note.Open: that decides, and words the refusal.
 // note.Open allocates two maps, an error and the note for every leaf, and
 // checks its UTF-8 a rune at a time: about 2 us an event in
 // BenchmarkSubmit's profile. FuzzParseOneSigNote checks it accepts nothing
 // that note.Open parses otherwise.
-func parseOneSigNote(leaf []byte) (text string, sig note.Signature, ok bool) {
+func parseOneSigNote(leaf []byte) (textLen int, sig note.Signature, ok bool) {
 	if !utf8.Valid(leaf) || slices.ContainsFunc(leaf, func(c byte) bool { return c < 0x20 && c != '\n' }) {
-		return "", sig, false
+		return 0, sig, false
 	}
-	split := bytes.LastIndex(leaf, []byte("\n\n"))
-	if split < 0 {
-		return "", sig, false
+	// The signature line is the last line, after a blank one; as it holds
+	// no newline, the blank line is the last one of the note, where
+	// note.Open splits it.
+	line, ok := bytes.CutSuffix(leaf, []byte("\n"))
+	if !ok {
+		return 0, sig, false
 	}
-	line, ok := bytes.CutSuffix(leaf[split+2:], []byte("\n"))
-	if !ok || bytes.IndexByte(line, '\n') >= 0 {
-		return "", sig, false
+	nl := bytes.LastIndexByte(line, '\n')
+	if nl < 1 || line[nl-1] != '\n' {
+		return 0, sig, false
 	}
-	if line, ok = bytes.CutPrefix(line, []byte("\u2014 ")); !ok {
-		return "", sig, false
+	if line, ok = bytes.CutPrefix(line[nl+1:], []byte("\u2014 ")); !ok {
+		return 0, sig, false
 	}
 	name, b64, ok := bytes.Cut(line, []byte(" "))
 	if !ok || len(name) == 0 || slices.ContainsFunc(name, func(c byte) bool { return c <= ' ' || c > '~' || c == '+' }) {
-		return "", sig, false
+		return 0, sig, false
 	}
 	var raw [4 + 64 + 1]byte
 	if len(b64) != base64.StdEncoding.EncodedLen(4+64) {
-		return "", sig, false
+		return 0, sig, false
 	}
 	if n, err := base64.StdEncoding.Decode(raw[:], b64); err != nil || n != 4+64 {
-		return "", sig, false
+		return 0, sig, false
 	}
 	sig = note.Signature{Name: string(name), Hash: binary.BigEndian.Uint32(raw[:4]), Base64: string(b64)}
-	return string(leaf[:split+1]), sig, true
+	return nl, sig, true
 }
 
 // isOneSignatureLine reports whether leaf is text then sig's signature
@@ -385,15 +391,15 @@ func isOneSignatureLine(leaf []byte, text string, sig note.Signature) bool {
 var noVerifiers = note.VerifierList()
 
 // decodeEventText parses the text of an event note: the header line and
-// one line of compact JSON.
-func decodeEventText(text string) (Event, error) {
-	body, ok := strings.CutPrefix(text, EventHeader+"\n")
+// one line of compact JSON. It reads the text in place, in the leaf.
+func decodeEventText(text []byte) (Event, error) {
+	body, ok := bytes.CutPrefix(text, []byte(EventHeader+"\n"))
 	if !ok {
-		first, _, _ := strings.Cut(text, "\n")
+		first, _, _ := bytes.Cut(text, []byte("\n"))
 		return Event{}, malformed("header", "first line is %.40q, want %q", first, EventHeader)
 	}
-	line, ok := strings.CutSuffix(body, "\n")
-	if !ok || strings.Contains(line, "\n") {
+	line, ok := bytes.CutSuffix(body, []byte("\n"))
+	if !ok || bytes.IndexByte(line, '\n') >= 0 {
 		return Event{}, malformed("note", "text is not the header and one line of JSON")
 	}
 	if len(line) > maxEventJSONBytes {
@@ -403,7 +409,7 @@ func decodeEventText(text string) (Event, error) {
 		return w.event()
 	}
 	var w wireEvent
-	dec := json.NewDecoder(strings.NewReader(line))
+	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&w); err != nil {
 		return Event{}, malformed("json", "%s", strings.TrimPrefix(err.Error(), "json: "))
@@ -420,7 +426,7 @@ func decodeEventText(text string) (Event, error) {
 	if err := enc.Encode(w); err != nil {
 		return Event{}, malformed("json", "%v", err)
 	}
-	if canon.Len() != len(line)+1 || canon.String()[:len(line)] != line {
+	if canon.Len() != len(line)+1 || !bytes.Equal(canon.Bytes()[:len(line)], line) {
 		return Event{}, malformed("json", "not in canonical form (compact, fields once each in the documented order, lowercase keys, no needless escapes)")
 	}
 	return w.event()

@@ -7,8 +7,8 @@ package provenance
 // never a wrong decoding: decodeEventText then decodes the line with
 // encoding/json and re-encodes it to check the form, which also says what
 // is wrong. FuzzDecodeEventCanonical checks the two agree.
-func decodeEventCanonical(line string) (wireEvent, bool) {
-	r := canonReader{data: []byte(line), ok: true}
+func decodeEventCanonical(line []byte) (wireEvent, bool) {
+	r := canonReader{data: line, ok: true}
 	var w wireEvent
 	r.lit(`{"kind":`)
 	w.Kind = Kind(r.str())

@@ -168,3 +168,54 @@ func FuzzParseDigitalLink(f *testing.F) {
 		}
 	})
 }
+
+// TestItemKey checks the in-place map key of an item: one key per valid
+// ItemID, and one key no valid ItemID has for every malformed one, so that
+// a lookup with a malformed ID finds nothing.
+func TestItemKey(t *testing.T) {
+	valid := []ItemID{
+		{GTIN: "09506000134352", Serial: "X1"},
+		{GTIN: "09506000134352", Serial: "X10"},
+		{GTIN: "09506000134352", Serial: "x1"},
+		{GTIN: "00000000000000", Serial: "X1"},
+		{GTIN: "99999999999999", Serial: strings.Repeat("z", MaxSerialLen)},
+		{GTIN: "09506000134369", Serial: "X1"},
+	}
+	seen := map[itemKey]ItemID{}
+	for _, id := range valid {
+		k := id.key()
+		if k == badItemKey {
+			t.Errorf("%v: the malformed ID's key", id)
+		}
+		if other, ok := seen[k]; ok {
+			t.Errorf("%v and %v share a key", id, other)
+		}
+		seen[k] = id
+	}
+	malformed := []ItemID{
+		{},
+		{GTIN: "0950600013435", Serial: "X1"},
+		{GTIN: "095060001343520", Serial: "X1"},
+		{GTIN: "0950600013435a", Serial: "X1"},
+		{GTIN: "09506000134352"},
+		{GTIN: "09506000134352", Serial: strings.Repeat("z", MaxSerialLen+1)},
+		{GTIN: "09506000134352", Serial: "X\x00"},
+	}
+	for _, id := range malformed {
+		if id.key() != badItemKey {
+			t.Errorf("%q: key %v, want the malformed ID's key", id, id.key())
+		}
+	}
+
+	f := newFixture(t)
+	f.ok(f.enrollLeaf("acme", RoleManufacturer))
+	f.ok(f.registerLeaf("acme", itemX))
+	if _, ok := f.st.Item(itemX); !ok {
+		t.Fatal("registered item not found")
+	}
+	for _, id := range append(malformed, ItemID{GTIN: itemX.GTIN, Serial: itemX.Serial + "\x00"}) {
+		if _, ok := f.st.Item(id); ok {
+			t.Errorf("malformed ID %q found an item", id)
+		}
+	}
+}

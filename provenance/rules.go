@@ -104,7 +104,7 @@ type State struct {
 	op     note.Verifier
 	next   uint64
 	actors map[string]*ActorState
-	items  map[ItemID]*ItemState
+	items  map[itemKey]*ItemState
 	claims map[[sha256.Size]byte]ItemID
 	// verifiers holds the parsed verifier of each enrolled actor key met,
 	// by key: parsing one (base64, a hash of its name) cost a few µs of
@@ -127,7 +127,7 @@ func NewState(operatorKey string) (*State, error) {
 	return &State{
 		opID: v.Name(), opKey: operatorKey, op: v,
 		actors:    map[string]*ActorState{},
-		items:     map[ItemID]*ItemState{},
+		items:     map[itemKey]*ItemState{},
 		claims:    map[[sha256.Size]byte]ItemID{},
 		verifiers: &sync.Map{},
 	}, nil
@@ -152,7 +152,7 @@ func (s *State) Actor(id string) (ActorState, bool) {
 // Item returns the state of item id. Its slices and pointers must not be
 // modified.
 func (s *State) Item(id ItemID) (ItemState, bool) {
-	it, ok := s.items[id]
+	it, ok := s.items[id.key()]
 	if !ok {
 		return ItemState{}, false
 	}
@@ -292,7 +292,7 @@ func (s *State) apply(index uint64, leaf []byte, pre *Checked) (Applied, error) 
 		s.actors[ch.actor.ID] = ch.actor
 	}
 	if ch.item != nil {
-		s.items[ch.item.ID] = ch.item
+		s.items[ch.item.ID.key()] = ch.item
 	}
 	if ch.claim != nil {
 		s.claims[*ch.claim] = ch.item.ID
@@ -361,7 +361,7 @@ func (s *State) check(index uint64, leaf []byte, pre *Checked) (Applied, change,
 	case KindRevoke:
 		ch.actor, err = s.revoke(index, e.Revoke)
 	case KindRegister:
-		if s.items[e.Item] != nil {
+		if s.items[e.Item.key()] != nil {
 			return fail(fmt.Errorf("%w: %s", ErrAlreadyRegistered, e.Item))
 		}
 		r := e.Register
@@ -408,7 +408,7 @@ func (s *State) eventItem(e Event) (*ItemState, error) {
 	if !e.Kind.IsItemEvent() || e.Kind == KindRegister {
 		return nil, nil
 	}
-	item := s.items[e.Item]
+	item := s.items[e.Item.key()]
 	if item == nil {
 		return nil, fmt.Errorf("%w: item %s is not registered", ErrNotFound, e.Item)
 	}

@@ -57,7 +57,7 @@ type Service struct {
 
 	mu     sync.RWMutex
 	state  *State
-	events map[ItemID][]uint64 // accepted events per item, in log order
+	events map[itemKey][]uint64 // accepted events per item, in log order
 	// actorEvents are the latest accepted events of each enrolled actor:
 	// those it signed and its enrollments and revocations, in log order.
 	actorEvents map[string][]uint64
@@ -93,7 +93,7 @@ type delta struct {
 	from        uint64
 	actors      map[string]bool
 	actorEvents map[string]bool
-	items       map[ItemID]bool
+	items       map[itemKey]ItemID
 	claims      []ClaimRecord
 	refused     []Refusal
 }
@@ -136,7 +136,7 @@ func NewService(ctx context.Context, cfg ServiceConfig) (*Service, error) {
 		saveInterval: cmpOr(cfg.SaveInterval, time.Second),
 		pollInterval: cmpOr(cfg.PollInterval, time.Second),
 		state:        state,
-		events:       map[ItemID][]uint64{},
+		events:       map[itemKey][]uint64{},
 		actorEvents:  map[string][]uint64{},
 		refused:      map[uint64]error{},
 		waiters:      map[uint64][]chan struct{}{},
@@ -157,7 +157,7 @@ func NewService(ctx context.Context, cfg ServiceConfig) (*Service, error) {
 		return nil, fmt.Errorf("provenance: %w", err)
 	}
 	for _, it := range snap.Items {
-		s.events[it.State.ID] = it.Events
+		s.events[it.State.ID.key()] = it.Events
 	}
 	for _, a := range snap.ActorEvents {
 		s.actorEvents[a.ID] = a.Events
@@ -194,7 +194,7 @@ func cmpOr[T comparable](v, def T) T {
 }
 
 func newDelta(from uint64) delta {
-	return delta{from: from, actors: map[string]bool{}, actorEvents: map[string]bool{}, items: map[ItemID]bool{}}
+	return delta{from: from, actors: map[string]bool{}, actorEvents: map[string]bool{}, items: map[itemKey]ItemID{}}
 }
 
 // Close stops applying new log positions and saves the index.
@@ -377,8 +377,9 @@ func (s *Service) noteApplied(a Applied) {
 		s.dirty.actors[e.Revoke.ID] = true
 		s.noteActorEvent(e.Revoke.ID, a.Index)
 	case e.Kind.IsItemEvent():
-		s.events[e.Item] = append(s.events[e.Item], a.Index)
-		s.dirty.items[e.Item] = true
+		k := e.Item.key()
+		s.events[k] = append(s.events[k], a.Index)
+		s.dirty.items[k] = e.Item
 		if a.Claim != nil {
 			s.dirty.claims = append(s.dirty.claims, ClaimRecord{Claim: *a.Claim, Item: e.Item})
 		}
@@ -437,9 +438,9 @@ func (s *Service) save(ctx context.Context) error {
 		a, _ := s.state.Actor(id)
 		d.Actors = append(d.Actors, a)
 	}
-	for id := range taken.items {
+	for k, id := range taken.items {
 		it, _ := s.state.Item(id)
-		d.Items = append(d.Items, ItemRecord{State: it, Events: slices.Clone(s.events[id])})
+		d.Items = append(d.Items, ItemRecord{State: it, Events: slices.Clone(s.events[k])})
 	}
 	for _, id := range slices.Sorted(maps.Keys(taken.actorEvents)) {
 		d.ActorEvents = append(d.ActorEvents, ActorEvents{ID: id, Events: s.latestActorEvents(id)})

@@ -22,7 +22,11 @@ func (s *State) restore(snap Snapshot) error {
 	}
 	for i := range snap.Items {
 		it := snap.Items[i].State
-		s.items[it.ID] = &it
+		k := it.ID.key()
+		if k == badItemKey {
+			return fmt.Errorf("saved index holds a malformed item id %q", it.ID)
+		}
+		s.items[k] = &it
 	}
 	for _, c := range snap.Claims {
 		s.claims[c.Claim] = c.Item

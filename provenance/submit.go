@@ -414,7 +414,7 @@ func (s *Service) buildItem(ctx context.Context, id ItemID, old *cachedView) (*c
 	s.mu.RLock()
 	applied := s.applied
 	st, ok := s.state.Item(id)
-	indices := slices.Clone(s.events[id])
+	indices := slices.Clone(s.events[id.key()])
 	s.mu.RUnlock()
 	if !ok {
 		return nil, fmt.Errorf("%w: item %s is not registered", ErrNotFound, id)

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -568,6 +569,12 @@ func TestReplayEqualsLive(t *testing.T) {
 // than the CPUs, since the log's committer holds one while its disk writes
 // and syncs block (cmd/provd's --procs). cpu% is over the CPUs the
 // benchmark was given (-cpu), not the slots.
+//
+// Each case also measures signature checks as BenchmarkEd25519Verify does,
+// half a second just before and just after its timed part, and reports
+// their mean as verifies/s and events/s as a share of it as %verifies:
+// this machine's speed drifts by a fifth within minutes, so a ratio of two
+// benchmarks run a minute apart says more about the drift than the code.
 func BenchmarkSubmit(b *testing.B) {
 	for _, linger := range []time.Duration{0, 2 * time.Millisecond} {
 		b.Run("linger="+linger.String(), func(b *testing.B) { benchSubmit(b, linger, 0) })
@@ -589,7 +596,8 @@ func benchSubmit(b *testing.B, linger time.Duration, extraProcs int) {
 	if w.svc, err = provenance.NewService(b.Context(), cfg); err != nil {
 		b.Fatal(err)
 	}
-	w.ok(w.enroll("acme", provenance.RoleManufacturer))
+	enroll := w.enroll("acme", provenance.RoleManufacturer)
+	w.ok(enroll)
 	w.ok(w.enroll("courier-a", provenance.RoleCourier))
 	w.ok(w.enroll("courier-b", provenance.RoleCourier))
 	const items = 1024
@@ -617,6 +625,7 @@ func benchSubmit(b *testing.B, linger time.Duration, extraProcs int) {
 			prev = merkle.LeafHash(leaf)
 		}
 	}
+	verifiesBefore := verifyRate(b, enroll, w.op.vkey, cpus, time.Second/2)
 	b.ResetTimer()
 	start := time.Now()
 	cpu0 := processCPU(b)
@@ -637,10 +646,43 @@ func benchSubmit(b *testing.B, linger time.Duration, extraProcs int) {
 		})
 	}
 	wg.Wait()
+	elapsed, cpu := time.Since(start), processCPU(b)-cpu0
+	b.StopTimer()
+	verifies := (verifiesBefore + verifyRate(b, enroll, w.op.vkey, cpus, time.Second/2)) / 2
+	events := float64(b.N) / elapsed.Seconds()
 	// The share of the CPUs the process used: short of 100%, the events
 	// waited for something besides the CPUs (the disk, the committer).
-	b.ReportMetric(float64(processCPU(b)-cpu0)/float64(time.Since(start))/float64(cpus)*100, "cpu%")
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+	b.ReportMetric(float64(cpu)/float64(elapsed)/float64(cpus)*100, "cpu%")
+	b.ReportMetric(events, "events/s")
+	b.ReportMetric(verifies, "verifies/s")
+	b.ReportMetric(events/verifies*100, "%verifies")
+}
+
+// verifyRate measures what BenchmarkEd25519Verify does, inside another
+// benchmark: verifications a second of a signed note, on cpus goroutines
+// for about d.
+func verifyRate(tb testing.TB, leaf []byte, vkey string, cpus int, d time.Duration) float64 {
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	vs := note.VerifierList(v)
+	var n atomic.Int64
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range cpus {
+		wg.Go(func() {
+			for time.Since(start) < d {
+				if _, err := note.Open(leaf, vs); err != nil {
+					tb.Error(err)
+					return
+				}
+				n.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	return float64(n.Load()) / time.Since(start).Seconds()
 }
 
 // TestServiceCatchesUpBeforeRefusing gives a second Service (a replica with

@@ -280,7 +280,7 @@ func parseLeaf(leaf []byte) (Event, leafSig, error) {
 	if err := merkle.CheckLeaf(leaf); err != nil {
 		return Event{}, leafSig{}, malformed("note", "%v", err)
 	}
-	textLen, sig, ok := parseOneSigNote(leaf)
+	ls, name, ok := parseOneSigNote(leaf)
 	if !ok {
 		_, err := note.Open(leaf, noVerifiers)
 		var unverified *note.UnverifiedNoteError
@@ -291,34 +291,25 @@ func parseLeaf(leaf []byte) (Event, leafSig, error) {
 		if len(n.UnverifiedSigs) != 1 {
 			return Event{}, leafSig{}, malformed("note", "has %d signatures, want 1", len(n.UnverifiedSigs))
 		}
-		sig = n.UnverifiedSigs[0]
+		sig := n.UnverifiedSigs[0]
 		// Exactly one signature line, and nothing else: one leaf per
 		// event. (The fast path takes no other shape.)
 		if !isOneSignatureLine(leaf, n.Text, sig) {
 			return Event{}, leafSig{}, malformed("note", "signature block is not one signature line")
 		}
-		textLen = len(n.Text)
+		// The signature's base64 as it is in the leaf: a []byte, no copy.
+		b64 := leaf[len(leaf)-1-len(sig.Base64) : len(leaf)-1]
+		if ls, ok = decodeSig(b64); !ok || ls.keyHash != sig.Hash {
+			return Event{}, leafSig{}, malformed("note", "signature is not an Ed25519 signature")
+		}
+		ls.text, name = len(n.Text), sig.Name
 	}
-	// The key hash and an Ed25519 signature, from the base64 in the leaf
-	// (a []byte without a copy) into an array (no allocation).
-	const rawLen = 4 + 64
-	b64 := leaf[len(leaf)-1-len(sig.Base64) : len(leaf)-1]
-	if len(b64) != base64.StdEncoding.EncodedLen(rawLen) {
-		return Event{}, leafSig{}, malformed("note", "signature is not an Ed25519 signature")
-	}
-	var raw [rawLen + 1]byte // that base64 length may decode to one byte more
-	m, err := base64.StdEncoding.Decode(raw[:], b64)
-	if err != nil || m != rawLen || binary.BigEndian.Uint32(raw[:]) != sig.Hash {
-		return Event{}, leafSig{}, malformed("note", "signature is not an Ed25519 signature")
-	}
-	ls := leafSig{keyHash: sig.Hash, text: textLen}
-	copy(ls.sig[:], raw[4:rawLen])
-	e, err := decodeEventText(leaf[:textLen])
+	e, err := decodeEventText(leaf[:ls.text])
 	if err != nil {
 		return Event{}, leafSig{}, err
 	}
-	if sig.Name != e.Actor {
-		return Event{}, leafSig{}, malformed("actor", "event actor is %q but the note is signed by %q", e.Actor, sig.Name)
+	if name != e.Actor {
+		return Event{}, leafSig{}, malformed("actor", "event actor is %q but the note is signed by %q", e.Actor, name)
 	}
 	return e, ls, nil
 }
@@ -326,44 +317,55 @@ func parseLeaf(leaf []byte) (Event, leafSig, error) {
 // parseOneSigNote is what note.Open, knowing no key, finds in a note of
 // the shape every event leaf has: valid UTF-8 text, a blank line, and one
 // signature line whose name is printable ASCII and whose signature is a
-// key hash and 64 bytes. The text is the leaf's first textLen bytes. It
-// reports false for anything else, which the
+// key hash and 64 bytes. It reports false for anything else, which the
 // caller then gives to note.Open: that decides, and words the refusal.
 // note.Open allocates two maps, an error and the note for every leaf, and
 // checks its UTF-8 a rune at a time: about 2 us an event in
 // BenchmarkSubmit's profile. FuzzParseOneSigNote checks it accepts nothing
 // that note.Open parses otherwise.
-func parseOneSigNote(leaf []byte) (textLen int, sig note.Signature, ok bool) {
+func parseOneSigNote(leaf []byte) (sig leafSig, name string, ok bool) {
 	if !utf8.Valid(leaf) || slices.ContainsFunc(leaf, func(c byte) bool { return c < 0x20 && c != '\n' }) {
-		return 0, sig, false
+		return sig, "", false
 	}
 	// The signature line is the last line, after a blank one; as it holds
 	// no newline, the blank line is the last one of the note, where
 	// note.Open splits it.
 	line, ok := bytes.CutSuffix(leaf, []byte("\n"))
 	if !ok {
-		return 0, sig, false
+		return sig, "", false
 	}
 	nl := bytes.LastIndexByte(line, '\n')
 	if nl < 1 || line[nl-1] != '\n' {
-		return 0, sig, false
+		return sig, "", false
 	}
 	if line, ok = bytes.CutPrefix(line[nl+1:], []byte("\u2014 ")); !ok {
-		return 0, sig, false
+		return sig, "", false
 	}
-	name, b64, ok := bytes.Cut(line, []byte(" "))
-	if !ok || len(name) == 0 || slices.ContainsFunc(name, func(c byte) bool { return c <= ' ' || c > '~' || c == '+' }) {
-		return 0, sig, false
+	n, b64, ok := bytes.Cut(line, []byte(" "))
+	if !ok || len(n) == 0 || slices.ContainsFunc(n, func(c byte) bool { return c <= ' ' || c > '~' || c == '+' }) {
+		return sig, "", false
 	}
-	var raw [4 + 64 + 1]byte
-	if len(b64) != base64.StdEncoding.EncodedLen(4+64) {
-		return 0, sig, false
+	if sig, ok = decodeSig(b64); !ok {
+		return sig, "", false
 	}
-	if n, err := base64.StdEncoding.Decode(raw[:], b64); err != nil || n != 4+64 {
-		return 0, sig, false
+	sig.text = nl
+	return sig, string(n), true
+}
+
+// decodeSig decodes the base64 of a note signature that is a key hash and
+// an Ed25519 signature, into an array (no allocation).
+func decodeSig(b64 []byte) (leafSig, bool) {
+	const rawLen = 4 + 64
+	if len(b64) != base64.StdEncoding.EncodedLen(rawLen) {
+		return leafSig{}, false
 	}
-	sig = note.Signature{Name: string(name), Hash: binary.BigEndian.Uint32(raw[:4]), Base64: string(b64)}
-	return nl, sig, true
+	var raw [rawLen + 1]byte // that base64 length may decode to one byte more
+	if n, err := base64.StdEncoding.Decode(raw[:], b64); err != nil || n != rawLen {
+		return leafSig{}, false
+	}
+	sig := leafSig{keyHash: binary.BigEndian.Uint32(raw[:4])}
+	copy(sig.sig[:], raw[4:rawLen])
+	return sig, true
 }
 
 // isOneSignatureLine reports whether leaf is text then sig's signature

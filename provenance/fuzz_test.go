@@ -2,6 +2,7 @@ package provenance
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -249,19 +250,23 @@ func FuzzParseOneSigNote(f *testing.F) {
 	f.Add([]byte("text\n\n\u2014 a+b AAAA\n"))
 	f.Add([]byte("t\u00e9xt\r\n\n\u2014 name " + strings.Repeat("A", 92) + "\n"))
 	f.Fuzz(func(t *testing.T, leaf []byte) {
-		textLen, sig, ok := parseOneSigNote(leaf)
+		sig, name, ok := parseOneSigNote(leaf)
 		if !ok {
 			return
 		}
-		text := string(leaf[:textLen])
 		_, err := note.Open(leaf, noVerifiers)
 		var unverified *note.UnverifiedNoteError
 		if !errors.As(err, &unverified) {
 			t.Fatalf("fast path parsed what note.Open refuses: %v", err)
 		}
 		n := unverified.Note
-		if n.Text != text || len(n.UnverifiedSigs) != 1 || n.UnverifiedSigs[0] != sig {
-			t.Fatalf("fast path found %q %+v, note.Open %q %+v", text, sig, n.Text, n.UnverifiedSigs)
+		if len(n.UnverifiedSigs) != 1 {
+			t.Fatalf("fast path found one signature, note.Open %+v", n.UnverifiedSigs)
+		}
+		want := n.UnverifiedSigs[0]
+		raw, err := base64.StdEncoding.DecodeString(want.Base64)
+		if err != nil || n.Text != string(leaf[:sig.text]) || want.Name != name || want.Hash != sig.keyHash || string(raw[4:]) != string(sig.sig[:]) {
+			t.Fatalf("fast path found %q %q %08x %x, note.Open %q %+v", leaf[:sig.text], name, sig.keyHash, sig.sig, n.Text, want)
 		}
 	})
 }

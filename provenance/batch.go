@@ -42,7 +42,7 @@ func (s *Service) SubmitBatch(ctx context.Context, leaves [][]byte, workers int,
 	// One chain of positions in the batch for each item or actor, in the
 	// batch's order; a leaf that does not parse is no one's.
 	var chains [][]int
-	chainOf := map[string]int{}
+	chainOf := map[lockID]int{}
 	for i, leaf := range leaves {
 		c, err := checkSubmitted(leaf)
 		if err != nil {

@@ -300,7 +300,7 @@ func preverify(operatorKey string, events []Event, checked []*Checked) {
 		}
 		c := checked[i]
 		v, reason := parseKey(keys[i], c.event.Actor)
-		if reason == "" && verifySig(c.leaf, c.event.Actor, c.sig, v) == nil {
+		if reason == "" && verifySig(c.leaf, c.event.Actor, &c.sig, v) == nil {
 			c.vkey = keys[i]
 		}
 	})

@@ -249,13 +249,13 @@ func VerifyEvent(leaf []byte, verifier note.Verifier) (Event, error) {
 	if err != nil {
 		return Event{}, err
 	}
-	if err := verifySig(leaf, e.Actor, sig, verifier); err != nil {
+	if err := verifySig(leaf, e.Actor, &sig, verifier); err != nil {
 		return Event{}, err
 	}
 	return e, nil
 }
 
-func verifySig(leaf []byte, actor string, sig leafSig, v note.Verifier) error {
+func verifySig(leaf []byte, actor string, sig *leafSig, v note.Verifier) error {
 	if v.Name() != actor || v.KeyHash() != sig.keyHash {
 		return fmt.Errorf("%w: signed by key %s/%08x, want %s/%08x", ErrBadSignature, actor, sig.keyHash, v.Name(), v.KeyHash())
 	}

@@ -19,7 +19,7 @@ func TestKeyLocks(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		for i := range keys {
-			unlocks[i] = k.lock(fmt.Sprintf("item %d", i))
+			unlocks[i] = k.lock(lockID{actor: fmt.Sprintf("actor %d", i)})
 		}
 		close(done)
 	}()
@@ -31,7 +31,7 @@ func TestKeyLocks(t *testing.T) {
 	// A second locker of a held key waits until it is unlocked.
 	got := make(chan struct{})
 	go func() {
-		unlock := k.lock("item 7")
+		unlock := k.lock(lockID{actor: "actor 7"})
 		close(got)
 		unlock()
 	}()
@@ -57,7 +57,7 @@ func TestKeyLocks(t *testing.T) {
 	for range 50 {
 		wg.Go(func() {
 			for range 100 {
-				unlock := k.lock("item 1")
+				unlock := k.lock(lockID{item: itemX.key()})
 				n++
 				unlock()
 			}

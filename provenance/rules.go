@@ -230,7 +230,7 @@ func (s *State) checkKey(c *Checked) (note.Verifier, string, bool) {
 // again only if the rules require another key by then. It touches no
 // State: a caller can do this CPU work outside the lock guarding one.
 func (c *Checked) verifyWith(v note.Verifier, vkey string) {
-	if err := verifySig(c.leaf, c.event.Actor, c.sig, v); err != nil {
+	if err := verifySig(c.leaf, c.event.Actor, &c.sig, v); err != nil {
 		c.badKey, c.badSig = vkey, err
 		return
 	}
@@ -340,7 +340,7 @@ func (s *State) check(index uint64, leaf []byte, pre *Checked) (Applied, change,
 		return fail(pre.badSig)
 	}
 	if pre == nil || pre.vkey != vkey {
-		if err := verifySig(leaf, e.Actor, sig, v); err != nil {
+		if err := verifySig(leaf, e.Actor, &sig, v); err != nil {
 			return fail(err)
 		}
 	}

@@ -467,7 +467,7 @@ func (s *Service) save(ctx context.Context) error {
 // wait for another item's events.)
 type keyLocks struct {
 	mu sync.Mutex
-	m  map[string]*keyLock
+	m  map[lockID]*keyLock
 }
 
 type keyLock struct {
@@ -476,10 +476,10 @@ type keyLock struct {
 }
 
 // lock locks key's mutex and returns the function that unlocks it.
-func (k *keyLocks) lock(key string) (unlock func()) {
+func (k *keyLocks) lock(key lockID) (unlock func()) {
 	k.mu.Lock()
 	if k.m == nil {
-		k.m = map[string]*keyLock{}
+		k.m = map[lockID]*keyLock{}
 	}
 	l := k.m[key]
 	if l == nil {

@@ -207,18 +207,25 @@ func (s *Service) catchUpWithLog(ctx context.Context, checkedTo uint64) bool {
 	return s.waitApplied(ctx, cp.Size-1) == nil
 }
 
-// lockKey names what an event must be serialized with: its item, or the
-// actor an enrollment or revocation is about.
-func lockKey(e Event) string {
+// A lockID names what an event must be serialized with: its item, or the
+// actor an enrollment or revocation is about. (A struct, not a string
+// built for every event.)
+type lockID struct {
+	item  itemKey
+	actor string
+}
+
+// lockKey returns what e must be serialized with.
+func lockKey(e Event) lockID {
 	switch {
 	case e.Kind.IsItemEvent():
-		return "item " + e.Item.String()
+		return lockID{item: e.Item.key()}
 	case e.Enroll != nil:
-		return "actor " + e.Enroll.ID
+		return lockID{actor: e.Enroll.ID}
 	case e.Revoke != nil:
-		return "actor " + e.Revoke.ID
+		return lockID{actor: e.Revoke.ID}
 	}
-	return "actor " + e.Actor
+	return lockID{actor: e.Actor}
 }
 
 // acceptedIndex finds an accepted event with this leaf hash among those a

@@ -41,8 +41,11 @@ type ItemID struct {
 // a number and the serial's bytes, NUL-padded. A map keyed by ItemID hashes
 // and compares two strings held elsewhere in memory on every lookup, and
 // those cache misses cost about 2 us an event in BenchmarkSubmit's profile.
-// An ID that ParseItemID would refuse gets badItemKey, which no stored item
-// has.
+// Keys are one per ID of the right shape (a GTIN of 14 digits, a serial of
+// 1 to 20 bytes without NUL); every other ID gets badItemKey, which no
+// stored item has, since stored items were parsed. (key checks the shape
+// only: an ID with a wrong check digit has a key of its own, and finds
+// nothing.)
 type itemKey struct {
 	gtin   uint64
 	serial [MaxSerialLen]byte

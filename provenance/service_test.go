@@ -661,12 +661,17 @@ func benchSubmit(b *testing.B, linger time.Duration, extraProcs int) {
 // verifyRate measures what BenchmarkEd25519Verify does, inside another
 // benchmark: verifications a second of a signed note, on cpus goroutines
 // for about d.
+//
+// It collects garbage first, so that no collection the timed part started
+// runs beside it: the collector's workers take a quarter of the CPUs, and
+// a rate measured beside them would be low and flatter the ratio to it.
 func verifyRate(tb testing.TB, leaf []byte, vkey string, cpus int, d time.Duration) float64 {
 	v, err := note.NewVerifier(vkey)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	vs := note.VerifierList(v)
+	runtime.GC()
 	var n atomic.Int64
 	start := time.Now()
 	var wg sync.WaitGroup

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // HashSize is the size of a Merkle tree hash in bytes (SHA-256).
@@ -56,15 +57,39 @@ func ParseHash(s string) (Hash, error) {
 }
 
 // LeafHash returns the RFC 6962 hash of a leaf: SHA-256(0x00 || leaf).
+//
+// The hashing is x/mod's tlog (RecordHash, NodeHash), which hashes in
+// place; transparency-dev's rfc6962.DefaultHasher computes the same hashes
+// but allocates a SHA-256 state and its result for each one, three
+// allocations a node, and the log hashes several nodes an event.
 func LeafHash(leaf []byte) Hash {
-	return Hash(rfc6962.DefaultHasher.HashLeaf(leaf))
+	return Hash(tlog.RecordHash(leaf))
 }
 
 // NodeHash returns the RFC 6962 hash of an interior node:
 // SHA-256(0x01 || left || right).
 func NodeHash(left, right Hash) Hash {
-	return Hash(rfc6962.DefaultHasher.HashChildren(left[:], right[:]))
+	return Hash(tlog.NodeHash(tlog.Hash(left), tlog.Hash(right)))
 }
+
+// HashChildren is NodeHash in the form transparency-dev/merkle's compact
+// ranges and proof functions take. Inputs that are not hashes (never the
+// case in this module) get the library's answer for any byte strings.
+func HashChildren(left, right []byte) []byte {
+	if len(left) != HashSize || len(right) != HashSize {
+		return rfc6962.DefaultHasher.HashChildren(left, right)
+	}
+	h := tlog.NodeHash(tlog.Hash(left), tlog.Hash(right))
+	return h[:]
+}
+
+// hasher is rfc6962.DefaultHasher hashing nodes with HashChildren, for
+// the proof checks of transparency-dev/merkle.
+type hasher struct{ *rfc6962.Hasher }
+
+func (hasher) HashChildren(left, right []byte) []byte { return HashChildren(left, right) }
+
+var logHasher = hasher{rfc6962.DefaultHasher}
 
 // EmptyRoot is the root hash of the empty tree: SHA-256 of no bytes.
 func EmptyRoot() Hash {

@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/provtrail/provtrail/merkle"
+	"github.com/transparency-dev/merkle/rfc6962"
 )
 
 // vectors is the content of testdata/rfc6962_vectors.json.
@@ -113,6 +115,51 @@ func TestNodeHashKAT(t *testing.T) {
 				t.Errorf("level %d node %d: NodeHash = %v, want %v", level, i, got, merkle.Hash(want))
 			}
 		}
+	}
+}
+
+// TestHashesMatchLibrary checks the hashing this module uses (x/mod's
+// tlog, which does not allocate) against transparency-dev's RFC 6962
+// hasher on random leaves of every length up to two blocks and random
+// nodes, and HashChildren on inputs that are not 32-byte hashes.
+func TestHashesMatchLibrary(t *testing.T) {
+	rng := rand.New(rand.NewPCG(6962, 1))
+	lib := rfc6962.DefaultHasher
+	for n := range 200 {
+		leaf := make([]byte, n)
+		for i := range leaf {
+			leaf[i] = byte(rng.Uint32())
+		}
+		if got, want := merkle.LeafHash(leaf), merkle.Hash(lib.HashLeaf(leaf)); got != want {
+			t.Fatalf("LeafHash of %d bytes = %v, library %v", n, got, want)
+		}
+	}
+	for range 200 {
+		var l, r merkle.Hash
+		for i := range l {
+			l[i], r[i] = byte(rng.Uint32()), byte(rng.Uint32())
+		}
+		want := lib.HashChildren(l[:], r[:])
+		if got := merkle.NodeHash(l, r); got != merkle.Hash(want) {
+			t.Fatalf("NodeHash(%v, %v) = %v, library %x", l, r, got, want)
+		}
+		if got := merkle.HashChildren(l[:], r[:]); string(got) != string(want) {
+			t.Fatalf("HashChildren(%v, %v) = %x, library %x", l, r, got, want)
+		}
+	}
+	for _, c := range [][2][]byte{{nil, nil}, {[]byte("short"), make([]byte, 32)}, {make([]byte, 33), make([]byte, 32)}} {
+		if got, want := merkle.HashChildren(c[0], c[1]), lib.HashChildren(c[0], c[1]); string(got) != string(want) {
+			t.Errorf("HashChildren of %d and %d bytes = %x, library %x", len(c[0]), len(c[1]), got, want)
+		}
+	}
+}
+
+// TestHashesDoNotAllocate: the log hashes several nodes an event.
+func TestHashesDoNotAllocate(t *testing.T) {
+	leaf := make([]byte, 450)
+	var l, r merkle.Hash
+	if n := testing.AllocsPerRun(100, func() { l = merkle.LeafHash(leaf); r = merkle.NodeHash(l, r) }); n != 0 {
+		t.Errorf("LeafHash and NodeHash: %v allocations, want 0", n)
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/transparency-dev/merkle/proof"
-	"github.com/transparency-dev/merkle/rfc6962"
 )
 
 // ErrBadProof is matched by every error of VerifyInclusion,
@@ -18,7 +17,7 @@ func VerifyInclusion(leafHash Hash, index, size uint64, root Hash, p []Hash) err
 	if index >= size {
 		return fmt.Errorf("%w: index %d is not below tree size %d", ErrBadProof, index, size)
 	}
-	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, index, size, leafHash[:], hashesToBytes(p), root[:]); err != nil {
+	if err := proof.VerifyInclusion(logHasher, index, size, leafHash[:], hashesToBytes(p), root[:]); err != nil {
 		return fmt.Errorf("%w: inclusion of leaf %d in tree of size %d: %v", ErrBadProof, index, size, err)
 	}
 	return nil
@@ -41,7 +40,7 @@ func VerifyConsistency(oldSize, newSize uint64, oldRoot, newRoot Hash, p []Hash)
 		}
 		return nil
 	}
-	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, oldSize, newSize, hashesToBytes(p), oldRoot[:], newRoot[:]); err != nil {
+	if err := proof.VerifyConsistency(logHasher, oldSize, newSize, hashesToBytes(p), oldRoot[:], newRoot[:]); err != nil {
 		return fmt.Errorf("%w: consistency of tree size %d with %d: %v", ErrBadProof, oldSize, newSize, err)
 	}
 	return nil

@@ -14,7 +14,6 @@ import (
 	"github.com/provtrail/provtrail/merkle"
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/proof"
-	"github.com/transparency-dev/merkle/rfc6962"
 	"go.etcd.io/bbolt"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -160,7 +159,7 @@ func (c *commitProof) prove(index uint64) ([]merkle.Hash, bool) {
 		hashes[i] = buf[i*merkle.HashSize : (i+1)*merkle.HashSize : (i+1)*merkle.HashSize]
 		copy(hashes[i], h[:])
 	}
-	hashes, err = nodes.Rehash(hashes, rfc6962.DefaultHasher.HashChildren)
+	hashes, err = nodes.Rehash(hashes, merkle.HashChildren)
 	if err != nil {
 		return nil, false
 	}
@@ -263,7 +262,7 @@ type request struct {
 	done   chan struct{}
 }
 
-var rangeFactory = &compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+var rangeFactory = &compact.RangeFactory{Hash: merkle.HashChildren}
 
 // Open opens the log stored in cfg.DB, creating its buckets on first use,
 // and starts its committer. Close it before closing the database.
@@ -929,7 +928,7 @@ func (b buckets) prove(nodes proof.Nodes, r *hashReader) ([]merkle.Hash, error) 
 		}
 		hashes[i] = h[:]
 	}
-	hashes, err := nodes.Rehash(hashes, rfc6962.DefaultHasher.HashChildren)
+	hashes, err := nodes.Rehash(hashes, merkle.HashChildren)
 	if err != nil {
 		return nil, err
 	}

@@ -10,8 +10,10 @@
 // # Formats
 //
 // Hashing follows RFC 6962 (leaf = SHA-256(0x00 || leaf), node =
-// SHA-256(0x01 || left || right)), computed with
-// github.com/transparency-dev/merkle. Checkpoints are C2SP tlog-checkpoint
+// SHA-256(0x01 || left || right)): the hashes are computed with
+// golang.org/x/mod/sumdb/tlog, and the tree arithmetic (compact ranges,
+// which nodes a proof holds) is github.com/transparency-dev/merkle's.
+// Checkpoints are C2SP tlog-checkpoint
 // bodies signed as C2SP signed notes with an Ed25519 log key
 // (golang.org/x/mod/sumdb/note). An inclusion proof of one entry can be written
 // as a C2SP tlog-proof@v1 ([FormatProof], [ParseProof]).

@@ -67,8 +67,8 @@ func (s *Service) submitChecked(ctx context.Context, checked *Checked) (Receipt,
 		return Receipt{}, err
 	}
 
-	// The applier finds the check by leaf hash, so it need not parse or
-	// verify the leaf again.
+	// The applier finds the check by the leaf's bytes (pendingKey), so it
+	// need not parse or verify the leaf again.
 	pendKey := s.pendingKey(leaf)
 	s.pendMu.Lock()
 	s.pending[pendKey] = checked

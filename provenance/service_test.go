@@ -598,14 +598,15 @@ func benchSubmit(b *testing.B, linger time.Duration, extraProcs int) {
 // events and reports as BenchmarkSubmit. Its verify case leaves out the
 // log as well: what the goroutines themselves cost.
 //
+// Its batched case appends as a Service that gathered its submissions
+// would: one goroutine takes every checked event waiting and appends them
+// in one AppendProved call, so that a commit costs one queue entry, one
+// wait and one wakeup, not one an event.
+//
 // It bounds what cutting the domain's costs can give: the log's share of
 // an event is what BenchmarkSubmit's %verifies can never get back.
 func BenchmarkSubmitFloor(b *testing.B) {
-	for _, logged := range []bool{false, true} {
-		name := "verify"
-		if logged {
-			name = "verify+append+receipt"
-		}
+	for _, name := range []string{"verify", "verify+append+receipt", "verify+batched-append+receipt"} {
 		b.Run(name, func(b *testing.B) {
 			bench := newSubmitBench(b, 2*time.Millisecond, 1)
 			var vs []note.Verifier
@@ -617,23 +618,96 @@ func BenchmarkSubmitFloor(b *testing.B) {
 				vs = append(vs, v)
 			}
 			verifiers := note.VerifierList(vs...)
+			var appendOne func(leaf []byte) (merkle.Proved, error)
+			switch name {
+			case "verify+append+receipt":
+				appendOne = func(leaf []byte) (merkle.Proved, error) {
+					p, err := bench.w.log.AppendProved(b.Context(), [][]byte{leaf}, []merkle.Hash{merkle.LeafHash(leaf)})
+					if err != nil {
+						return merkle.Proved{}, err
+					}
+					return p[0], nil
+				}
+			case "verify+batched-append+receipt":
+				appendOne = batchAppends(b, bench.w.log)
+			}
 			bench.run(b, func(leaf []byte) error {
 				if _, err := note.Open(leaf, verifiers); err != nil {
 					return err
 				}
-				if !logged {
+				if appendOne == nil {
 					return nil
 				}
-				p, err := bench.w.log.AppendProved(b.Context(), [][]byte{leaf}, []merkle.Hash{merkle.LeafHash(leaf)})
+				p, err := appendOne(leaf)
 				if err != nil {
 					return err
 				}
-				if merkle.FormatProof(merkle.Proof{Index: p[0].Index, Hashes: p[0].Proof, Checkpoint: p[0].Checkpoint.Note}) == nil {
+				if merkle.FormatProof(merkle.Proof{Index: p.Index, Hashes: p.Proof, Checkpoint: p.Checkpoint.Note}) == nil {
 					return errors.New("no receipt")
 				}
 				return nil
 			})
 		})
+	}
+}
+
+// batchAppends returns a function that appends a leaf to log and returns
+// it proved, gathering the leaves of concurrent callers: one goroutine, as
+// long as the benchmark runs, appends every leaf waiting in one call.
+func batchAppends(b *testing.B, log merkle.ProvingLog) func(leaf []byte) (merkle.Proved, error) {
+	type result struct {
+		p   merkle.Proved
+		err error
+	}
+	type request struct {
+		leaf []byte
+		done chan result
+	}
+	requests := make(chan request, 4096)
+	stopped := make(chan struct{})
+	b.Cleanup(func() {
+		close(requests)
+		<-stopped
+	})
+	go func() {
+		defer close(stopped)
+		var batch []request
+		var leaves [][]byte
+		var hashes []merkle.Hash
+		for r := range requests {
+			batch = append(batch[:0], r)
+		gather:
+			for {
+				select {
+				case r, ok := <-requests:
+					if !ok {
+						break gather
+					}
+					batch = append(batch, r)
+				default:
+					break gather
+				}
+			}
+			leaves, hashes = leaves[:0], hashes[:0]
+			for _, r := range batch {
+				leaves = append(leaves, r.leaf)
+				hashes = append(hashes, merkle.LeafHash(r.leaf))
+			}
+			ps, err := log.AppendProved(context.Background(), leaves, hashes)
+			for i, r := range batch {
+				if err != nil {
+					r.done <- result{err: err}
+				} else {
+					r.done <- result{p: ps[i]}
+				}
+			}
+		}
+	}()
+	return func(leaf []byte) (merkle.Proved, error) {
+		done := make(chan result, 1)
+		requests <- request{leaf, done}
+		r := <-done
+		return r.p, r.err
 	}
 }
 

@@ -194,7 +194,8 @@ func (s *State) Clone() *State {
 // Check reports whether the leaf at log position index would be accepted,
 // without changing s. It returns what Apply would.
 func (s *State) Check(index uint64, leaf []byte) (Applied, error) {
-	a, _, err := s.check(index, leaf, nil)
+	var scratch ItemState
+	a, _, err := s.check(index, leaf, nil, &scratch)
 	return a, err
 }
 
@@ -262,7 +263,8 @@ func (c *Checked) LeafHash() merkle.Hash { return c.leafHash }
 // Precheck is Check for a parsed leaf, recording in c the key its
 // signature verified under.
 func (s *State) Precheck(index uint64, c *Checked) error {
-	_, _, err := s.check(index, c.leaf, c)
+	var scratch ItemState
+	_, _, err := s.check(index, c.leaf, c, &scratch)
 	return err
 }
 
@@ -283,7 +285,7 @@ func (s *State) Apply(index uint64, leaf []byte) (Applied, error) {
 }
 
 func (s *State) apply(index uint64, leaf []byte, pre *Checked) (Applied, error) {
-	a, ch, err := s.check(index, leaf, pre)
+	a, ch, err := s.check(index, leaf, pre, new(ItemState))
 	if err != nil {
 		return Applied{}, err
 	}
@@ -311,19 +313,27 @@ type change struct {
 // check checks leaf at index. With pre, the parsed leaf, it skips the
 // signature check when pre records a verification under the key required
 // here, and records the key it verified under otherwise.
-func (s *State) check(index uint64, leaf []byte, pre *Checked) (Applied, change, error) {
+//
+// An item event's change is built in next: a new ItemState to apply, or a
+// variable of a caller that only checks, which then need not allocate one
+// (the item's state is a few hundred bytes, copied for every event).
+func (s *State) check(index uint64, leaf []byte, pre *Checked, next *ItemState) (Applied, change, error) {
 	if index < s.next {
 		return Applied{}, change{}, &RuleError{Index: index, Err: fmt.Errorf("%w: index %d, next is %d", ErrOutOfOrder, index, s.next)}
 	}
+	// sig points into pre when there is one: a copy would escape to the
+	// heap (the verifier takes the signature through an interface) for
+	// every check, verified or not.
 	var e Event
-	var sig leafSig
+	var sig *leafSig
 	if pre != nil {
-		e, sig = pre.event, pre.sig
+		e, sig = pre.event, &pre.sig
 	} else {
-		var err error
-		if e, sig, err = parseLeaf(leaf); err != nil {
+		parsed, ls, err := parseLeaf(leaf)
+		if err != nil {
 			return Applied{}, change{}, &RuleError{Index: index, Err: err}
 		}
+		e, sig = parsed, &ls
 	}
 	fail := func(err error) (Applied, change, error) {
 		return Applied{}, change{}, &RuleError{Index: index, Kind: e.Kind, Item: e.Item, Actor: e.Actor, Err: err}
@@ -340,7 +350,7 @@ func (s *State) check(index uint64, leaf []byte, pre *Checked) (Applied, change,
 		return fail(pre.badSig)
 	}
 	if pre == nil || pre.vkey != vkey {
-		if err := verifySig(leaf, e.Actor, &sig, v); err != nil {
+		if err := verifySig(leaf, e.Actor, sig, v); err != nil {
 			return fail(err)
 		}
 	}
@@ -374,15 +384,15 @@ func (s *State) check(index uint64, leaf []byte, pre *Checked) (Applied, change,
 		if e.Prev != item.Last {
 			return fail(fmt.Errorf("%w: prev is %s, latest event of the item is %s (index %d)", ErrStalePrev, e.Prev, item.Last, item.LastIndex))
 		}
-		next := *item
-		ch.item = &next
+		*next = *item
+		ch.item = next
 		switch e.Kind {
 		case KindHandoff:
-			err = s.handoff(index, e, &next)
+			err = s.handoff(index, e, next)
 		case KindReceive:
-			ch.claim, err = s.receive(index, e, role, &next)
+			ch.claim, err = s.receive(index, e, role, next)
 		case KindDispute:
-			err = dispute(index, e, &next)
+			err = dispute(index, e, next)
 		case KindRuling:
 			if next.Status != StatusDisputed {
 				err = fmt.Errorf("%w: item is %s", ErrNotDisputed, next.Status)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"sync"
 
 	"github.com/provtrail/provtrail/merkle"
 	"golang.org/x/mod/sumdb/note"
@@ -140,13 +141,14 @@ func (s *Service) precheck(checked *Checked, leafHash merkle.Hash) (dup uint64, 
 	v, vkey, ok := s.state.checkKey(checked)
 	s.mu.RUnlock()
 	if ok && !checked.checkedUnder(vkey) {
-		job := verifyJob{checked, v, vkey, make(chan struct{})}
+		job := verifyJob{checked, v, vkey, verifyDone.Get().(chan struct{})}
 		select {
 		case s.verify <- job:
 			<-job.done
 		case <-s.stop:
 			checked.verifyWith(v, vkey)
 		}
+		verifyDone.Put(job.done)
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -160,8 +162,13 @@ type verifyJob struct {
 	checked *Checked
 	v       note.Verifier
 	vkey    string
-	done    chan struct{}
+	done    chan struct{} // from verifyDone; the verifier sends on it once
 }
+
+// verifyDone holds the channels verifyJobs are answered on (buffered, so
+// the verifier never waits), to be reused: a new one for every event was
+// an allocation an event.
+var verifyDone = sync.Pool{New: func() any { return make(chan struct{}, 1) }}
 
 // verifier checks signatures until the Service closes. Long-lived
 // goroutines do it, not each submitter: an Ed25519 verification needs a
@@ -172,7 +179,7 @@ func (s *Service) verifier() {
 		select {
 		case j := <-s.verify:
 			j.checked.verifyWith(j.v, j.vkey)
-			close(j.done)
+			j.done <- struct{}{}
 			// With checks queued, a verifier would never block, and would
 			// keep its CPU until preempted (10 ms) while the committer,
 			// the applier and page views wait: yield after each.

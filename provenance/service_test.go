@@ -604,7 +604,8 @@ func benchSubmit(b *testing.B, linger time.Duration, extraProcs int) {
 // wait and one wakeup, not one an event. Its wait case appends nothing:
 // each event waits for the next tick of a 3 ms clock, as if for a commit
 // that cost no CPU, and its receipt is formatted from one proof taken
-// before the timed part: what the log's CPU, not its latency, costs.
+// before the timed part: what it makes beyond the append case is what the
+// log's work, not its latency, costs.
 //
 // It bounds what cutting the domain's costs can give: the log's share of
 // an event is what BenchmarkSubmit's %verifies can never get back.

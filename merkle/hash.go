@@ -60,8 +60,8 @@ func ParseHash(s string) (Hash, error) {
 //
 // The hashing is x/mod's tlog (RecordHash, NodeHash), which hashes in
 // place; transparency-dev's rfc6962.DefaultHasher computes the same hashes
-// but allocates a SHA-256 state and its result for each one, three
-// allocations a node, and the log hashes several nodes an event.
+// but allocates a SHA-256 state and its result for each one, and the log
+// hashes several nodes an event.
 func LeafHash(leaf []byte) Hash {
 	return Hash(tlog.RecordHash(leaf))
 }

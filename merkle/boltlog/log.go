@@ -47,8 +47,9 @@ type Config struct {
 	// appends that arrive during a commit form the next batch.
 	MaxWait time.Duration
 	// MaxGap is the pause in arrivals that ends a linger. Default
-	// MaxWait/4. Timers are only as fine as the system's: on some virtual
-	// machines a 100 µs timer fires after a millisecond.
+	// MaxWait/4. Timers are only as fine as the system's: where its clock
+	// is coarse, as on some virtual machines, a gap lasts at least one of
+	// its ticks, however short it is asked to be.
 	MaxGap time.Duration
 	// Logger receives errors of failed commits. Default: discard.
 	Logger *slog.Logger
@@ -148,7 +149,8 @@ func (c *commitProof) prove(index uint64) ([]merkle.Hash, bool) {
 		}
 	}
 	// One buffer for all the hashes: slicing each node's hash would move
-	// every one to the heap on its own, about 20 allocations a receipt.
+	// every one to the heap on its own: one allocation for each hash of
+	// every receipt.
 	buf := make([]byte, len(nodes.IDs)*merkle.HashSize)
 	hashes := make([][]byte, len(nodes.IDs))
 	for i, id := range nodes.IDs {
@@ -181,9 +183,9 @@ func (c *commitProof) prove(index uint64) ([]merkle.Hash, bool) {
 // commitNodes are the nodes a commit's proofs are made of, by level: those
 // the commit completed, whose indexes at a level run on without a gap, and
 // the node of the tree's compact range before the commit, if it has one at
-// that level. Finding one is an index into a slice: a receipt looks up
-// about twenty, and a commit adds about two an event (a map of them cost
-// ~2 us an event in BenchmarkSubmit's profile).
+// that level. Finding one is an index into a slice, not a map lookup:
+// a receipt looks up one node a level of the tree, and a commit adds
+// about two an event, so both are on every event's path.
 type commitNodes struct {
 	levels []levelNodes
 	gap    bool // add saw indexes out of order: get finds nothing

@@ -10,13 +10,11 @@
 // # QueueLeaf on a LOG tree
 //
 // The tree must be a Trillian LOG tree (not PREORDERED_LOG): Append sends
-// each leaf with QueueLeaf and Trillian's signer assigns the indices. We
-// chose this over AddSequencedLeaves on a PREORDERED_LOG tree, which was
-// measured about six times faster (2,683 leaves/s in batches of 1,000
-// against 432 appends/s from 64 appenders, on a 2-core machine; see
-// docs/scale-out.md), because with preordered leaves the client picks the
-// indices: two replicas appending at once would pick the same ones, so the
-// faster mode needs a single sequencing writer, or a lease with fencing
+// each leaf with QueueLeaf and Trillian's signer assigns the indices.
+// AddSequencedLeaves on a PREORDERED_LOG tree appends several times
+// faster (docs/scale-out.md has both figures), but there the client picks
+// the indices: two replicas appending at once would pick the same ones, so
+// the faster mode needs a single sequencing writer, or a lease with fencing
 // tokens that Trillian does not check. QueueLeaf makes Trillian the single
 // sequencer, and any number of replicas may append; the price is latency
 // (a leaf waits for the signer's next pass, --sequencer_interval) and

@@ -40,6 +40,10 @@ type ActorState struct {
 	Actor
 	Revoked bool        // the latest key is revoked
 	Keys    []KeyWindow // in log order; the last is the current one
+	// Latest is the leaf hash of the actor's latest enrollment or
+	// revocation, so that a retry of it is recognized without reading the
+	// log.
+	Latest merkle.Hash
 }
 
 // A PendingHandoff is custody offered but not yet received.
@@ -107,8 +111,8 @@ type State struct {
 	items  map[itemKey]*ItemState
 	claims map[[sha256.Size]byte]ItemID
 	// verifiers holds the parsed verifier of each enrolled actor key met,
-	// by key: parsing one (base64, a hash of its name) cost a few µs of
-	// every check. Clones share it: a key's verifier never changes.
+	// by key, so that a key is decoded once, not at every check. Clones
+	// share it: a key's verifier never changes.
 	verifiers *sync.Map
 }
 
@@ -194,16 +198,21 @@ func (s *State) Clone() *State {
 // Check reports whether the leaf at log position index would be accepted,
 // without changing s. It returns what Apply would.
 func (s *State) Check(index uint64, leaf []byte) (Applied, error) {
+	c, err := NewChecked(leaf)
+	if err != nil {
+		return Applied{}, &RuleError{Index: index, Err: err}
+	}
 	var scratch ItemState
-	a, _, err := s.check(index, leaf, nil, &scratch)
+	a, _, err := s.check(index, c, &scratch)
 	return a, err
 }
 
 // A Checked is an event leaf on its way through the Service: parsed once
-// by NewChecked, then checked by Precheck, which records the key its
-// signature verified under. ApplyChecked uses it to spare a second parse
-// and, when the key required at the leaf's log position is the same one, a
-// second signature verification.
+// (NewChecked), its signature verified once under the key the rules
+// require (verify), checked against the rules before it is appended
+// (Precheck) and applied at the log position it got (ApplyChecked). The
+// rules verify the signature again only if they require another key at
+// that position.
 type Checked struct {
 	leaf     []byte
 	leafHash merkle.Hash
@@ -213,36 +222,6 @@ type Checked struct {
 	// badKey is a verifier key the signature failed under, and badSig why.
 	badKey string
 	badSig error
-}
-
-// checkKey returns the verifier key the rules would check c's signature
-// with at s's position, or false if they would refuse c before that.
-func (s *State) checkKey(c *Checked) (note.Verifier, string, bool) {
-	item, err := s.eventItem(c.event)
-	if err != nil {
-		return nil, "", false
-	}
-	_, v, vkey, err := s.signerKey(c.event, c.sig.keyHash, item)
-	return v, vkey, err == nil
-}
-
-// verifyWith checks c's signature under v, whose key is vkey, and
-// remembers the outcome for Precheck and ApplyChecked, which then verify
-// again only if the rules require another key by then. It touches no
-// State: a caller can do this CPU work outside the lock guarding one.
-func (c *Checked) verifyWith(v note.Verifier, vkey string) {
-	if err := verifySig(c.leaf, c.event.Actor, &c.sig, v); err != nil {
-		c.badKey, c.badSig = vkey, err
-		return
-	}
-	c.vkey = vkey
-}
-
-// checkedUnder reports whether c's signature was checked under vkey
-// already, whichever way it came out: a second precheck (after catching
-// up with the log) need not verify it again.
-func (c *Checked) checkedUnder(vkey string) bool {
-	return c.vkey == vkey || c.badKey == vkey
 }
 
 // NewChecked parses an event leaf (without verifying its signature).
@@ -260,32 +239,48 @@ func (c *Checked) Event() Event { return c.event }
 // LeafHash returns the leaf's RFC 6962 leaf hash, computed once.
 func (c *Checked) LeafHash() merkle.Hash { return c.leafHash }
 
-// Precheck is Check for a parsed leaf, recording in c the key its
-// signature verified under.
-func (s *State) Precheck(index uint64, c *Checked) error {
+// signerKey returns the key the rules require c's signature to verify
+// under at s's position, or the error they refuse c with before that.
+func (s *State) signerKey(c *Checked) (note.Verifier, string, error) {
+	item, err := s.eventItem(c.event)
+	if err != nil {
+		return nil, "", err
+	}
+	_, v, vkey, err := s.signerRole(c.event, c.sig.keyHash, item)
+	return v, vkey, err
+}
+
+// verify checks c's signature under v, whose key is vkey, unless it was
+// checked under vkey before, and remembers the outcome. It reads no State,
+// so a caller does this CPU work outside the lock guarding one.
+func (c *Checked) verify(v note.Verifier, vkey string) error {
+	switch vkey {
+	case c.vkey:
+		return nil
+	case c.badKey:
+		return c.badSig
+	}
+	if err := verifySig(c.leaf, c.event.Actor, &c.sig, v); err != nil {
+		c.badKey, c.badSig = vkey, err
+		return err
+	}
+	c.vkey = vkey
+	return nil
+}
+
+// Precheck is Check for a parsed leaf at the next log position.
+func (s *State) Precheck(c *Checked) error {
 	var scratch ItemState
-	_, _, err := s.check(index, c.leaf, c, &scratch)
+	_, _, err := s.check(s.next, c, &scratch)
 	return err
 }
 
-// ApplyChecked is Apply for a leaf that Precheck accepted, at the position
-// the log gave it. The rules are checked again against the state at that
-// position; only work whose result cannot have changed is skipped.
+// ApplyChecked is Apply for a parsed leaf: the rules are checked against
+// the state at index, the position the log gave the leaf, and the
+// signature is verified again only if they require another key than the
+// one it verified under.
 func (s *State) ApplyChecked(index uint64, c *Checked) (Applied, error) {
-	return s.apply(index, c.leaf, c)
-}
-
-// Apply validates the leaf at log position index against the custody rules
-// and, if it is accepted, updates s. A refusal is a *RuleError wrapping one
-// of the package's sentinel errors, and leaves s unchanged. Indices must
-// increase from one applied event to the next (gaps are allowed: a bundle
-// replays only some entries).
-func (s *State) Apply(index uint64, leaf []byte) (Applied, error) {
-	return s.apply(index, leaf, nil)
-}
-
-func (s *State) apply(index uint64, leaf []byte, pre *Checked) (Applied, error) {
-	a, ch, err := s.check(index, leaf, pre, new(ItemState))
+	a, ch, err := s.check(index, c, new(ItemState))
 	if err != nil {
 		return Applied{}, err
 	}
@@ -303,6 +298,19 @@ func (s *State) apply(index uint64, leaf []byte, pre *Checked) (Applied, error) 
 	return a, nil
 }
 
+// Apply validates the leaf at log position index against the custody rules
+// and, if it is accepted, updates s. A refusal is a *RuleError wrapping one
+// of the package's sentinel errors, and leaves s unchanged. Indices must
+// increase from one applied event to the next (gaps are allowed: a bundle
+// replays only some entries).
+func (s *State) Apply(index uint64, leaf []byte) (Applied, error) {
+	c, err := NewChecked(leaf)
+	if err != nil {
+		return Applied{}, &RuleError{Index: index, Err: err}
+	}
+	return s.ApplyChecked(index, c)
+}
+
 // change is what an accepted event replaces in the State.
 type change struct {
 	actor *ActorState
@@ -310,30 +318,16 @@ type change struct {
 	claim *[sha256.Size]byte
 }
 
-// check checks leaf at index. With pre, the parsed leaf, it skips the
-// signature check when pre records a verification under the key required
-// here, and records the key it verified under otherwise.
+// check checks the parsed leaf c at index. It verifies c's signature
+// unless c verified under the key the rules require here already.
 //
 // An item event's change is built in next: a new ItemState to apply, or a
-// variable of a caller that only checks, which then need not allocate one
-// (the item's state is a few hundred bytes, copied for every event).
-func (s *State) check(index uint64, leaf []byte, pre *Checked, next *ItemState) (Applied, change, error) {
+// variable of a caller that only checks, which then need not allocate one.
+func (s *State) check(index uint64, c *Checked, next *ItemState) (Applied, change, error) {
+	e := c.event
 	if index < s.next {
-		return Applied{}, change{}, &RuleError{Index: index, Err: fmt.Errorf("%w: index %d, next is %d", ErrOutOfOrder, index, s.next)}
-	}
-	// sig points into pre when there is one: a copy would escape to the
-	// heap (the verifier takes the signature through an interface) for
-	// every check, verified or not.
-	var e Event
-	var sig *leafSig
-	if pre != nil {
-		e, sig = pre.event, &pre.sig
-	} else {
-		parsed, ls, err := parseLeaf(leaf)
-		if err != nil {
-			return Applied{}, change{}, &RuleError{Index: index, Err: err}
-		}
-		e, sig = parsed, &ls
+		return Applied{}, change{}, &RuleError{Index: index, Kind: e.Kind, Item: e.Item, Actor: e.Actor,
+			Err: fmt.Errorf("%w: index %d, next is %d", ErrOutOfOrder, index, s.next)}
 	}
 	fail := func(err error) (Applied, change, error) {
 		return Applied{}, change{}, &RuleError{Index: index, Kind: e.Kind, Item: e.Item, Actor: e.Actor, Err: err}
@@ -342,28 +336,14 @@ func (s *State) check(index uint64, leaf []byte, pre *Checked, next *ItemState) 
 	if err != nil {
 		return fail(err)
 	}
-	role, v, vkey, err := s.signerKey(e, sig.keyHash, item)
+	role, v, vkey, err := s.signerRole(e, c.sig.keyHash, item)
 	if err != nil {
 		return fail(err)
 	}
-	if pre != nil && pre.badKey == vkey && pre.badSig != nil {
-		return fail(pre.badSig)
+	if err := c.verify(v, vkey); err != nil {
+		return fail(err)
 	}
-	if pre == nil || pre.vkey != vkey {
-		if err := verifySig(leaf, e.Actor, sig, v); err != nil {
-			return fail(err)
-		}
-	}
-	if pre != nil {
-		pre.vkey = vkey
-	}
-	var leafHash merkle.Hash
-	if pre != nil {
-		leafHash = pre.LeafHash()
-	} else {
-		leafHash = merkle.LeafHash(leaf)
-	}
-	ap := Applied{Index: index, LeafHash: leafHash, Event: e, Role: role}
+	ap := Applied{Index: index, LeafHash: c.leafHash, Event: e, Role: role}
 	var ch change
 	switch e.Kind {
 	case KindEnroll:
@@ -404,6 +384,9 @@ func (s *State) check(index uint64, leaf []byte, pre *Checked, next *ItemState) 
 	if err != nil {
 		return fail(err)
 	}
+	if ch.actor != nil {
+		ch.actor.Latest = ap.LeafHash
+	}
 	if ch.item != nil {
 		ch.item.Last, ch.item.LastIndex = ap.LeafHash, index
 		ch.item.Events++
@@ -425,9 +408,9 @@ func (s *State) eventItem(e Event) (*ItemState, error) {
 	return item, nil
 }
 
-// signerKey returns the role of e's signer and the key that must have
+// signerRole returns the role of e's signer and the key that must have
 // signed e at this position.
-func (s *State) signerKey(e Event, keyHash uint32, item *ItemState) (Role, note.Verifier, string, error) {
+func (s *State) signerRole(e Event, keyHash uint32, item *ItemState) (Role, note.Verifier, string, error) {
 	switch e.Kind {
 	case KindEnroll, KindRevoke, KindRuling:
 		if e.Actor != s.opID {

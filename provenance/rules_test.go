@@ -344,7 +344,7 @@ func withSignatureBytes(t testing.TB, leaf []byte, n int) []byte {
 // reports, builds the item's next state and reads the signature without
 // heap objects it then drops: once the signature is verified, only what
 // the rules themselves make (a handoff's pending record, a dispute's) is
-// allocated. (Before, the item's copy and the signature's were too: 3.)
+// allocated.
 func TestPrecheckDropsNothingOnTheHeap(t *testing.T) {
 	f := newFixture(t)
 	base(f)
@@ -360,11 +360,10 @@ func TestPrecheckDropsNothingOnTheHeap(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		index := uint64(len(f.leaves))
-		if err := f.st.Precheck(index, c); err != nil {
+		if err := f.st.Precheck(c); err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
-		if n := testing.AllocsPerRun(100, func() { _ = f.st.Precheck(index, c) }); n > tc.max {
+		if n := testing.AllocsPerRun(100, func() { _ = f.st.Precheck(c) }); n > tc.max {
 			t.Errorf("%s: a precheck of a verified event allocates %v times, want at most %v", tc.name, n, tc.max)
 		}
 	}

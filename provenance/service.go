@@ -4,11 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"log/slog"
-	"maps"
-	"runtime"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +35,12 @@ type ServiceConfig struct {
 // A Service validates signed events, appends them to the log and keeps the
 // index derived from the log: every accepted event, applied in log order.
 //
+// Its work is in three files: submit.go, the write path (Submit parses,
+// verifies, checks the rules, appends and waits for the applier);
+// replay.go, the applier (it applies what the log gains, in log order,
+// and saves the index); item.go, the read path of history pages and
+// bundles.
+//
 // Events for different items are checked and appended in parallel and
 // share the log's group commits; events for one item (or one actor's
 // enrollment) are serialized.
@@ -52,8 +54,7 @@ type Service struct {
 	saveInterval time.Duration
 	pollInterval time.Duration
 
-	locks  keyLocks       // serialize events per item or actor
-	verify chan verifyJob // to the signature checkers, one per CPU
+	locks keyLocks // serialize events per item or actor
 
 	mu     sync.RWMutex
 	state  *State
@@ -67,9 +68,10 @@ type Service struct {
 	saveMu      sync.Mutex       // serializes saves
 
 	pendMu sync.Mutex
-	// pending are the leaves Submit checked, until applied, by pendingKey.
-	pending  map[uint64]*Checked
-	pendSeed maphash.Seed
+	// pending are the leaves Submit checked, by leaf hash, until applied:
+	// the applier takes their checks instead of parsing and verifying
+	// them again.
+	pending map[merkle.Hash]*Checked
 
 	// Waiting for a log position to be applied: each waiter is woken
 	// alone, not all of them at every advance, and reads how far the
@@ -82,6 +84,10 @@ type Service struct {
 
 	kick    chan struct{}
 	saveNow chan struct{}
+	// ctx is the applier's: Close cancels it, so that a log read that
+	// hangs does not hold Close up.
+	ctx     context.Context
+	cancel  context.CancelFunc
 	stop    chan struct{}
 	stopped chan struct{}
 	closeMu sync.Mutex
@@ -140,10 +146,8 @@ func NewService(ctx context.Context, cfg ServiceConfig) (*Service, error) {
 		actorEvents:  map[string][]uint64{},
 		refused:      map[uint64]error{},
 		waiters:      map[uint64][]chan struct{}{},
-		pending:      map[uint64]*Checked{},
-		pendSeed:     maphash.MakeSeed(),
+		pending:      map[merkle.Hash]*Checked{},
 		views:        newViewCache(defaultViewCacheItems),
-		verify:       make(chan verifyJob),
 		kick:         make(chan struct{}, 1),
 		saveNow:      make(chan struct{}, 1),
 		stop:         make(chan struct{}),
@@ -178,10 +182,9 @@ func NewService(ctx context.Context, cfg ServiceConfig) (*Service, error) {
 	if err := s.save(ctx); err != nil {
 		s.logger.Error("save index", "err", err)
 	}
+	// The applier outlives ctx, which only bounds the start.
+	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	go s.run()
-	for range runtime.GOMAXPROCS(0) {
-		go s.verifier()
-	}
 	return s, nil
 }
 
@@ -206,297 +209,11 @@ func (s *Service) Close() error {
 	}
 	s.closed = true
 	close(s.stop)
+	s.cancel()
 	s.closeMu.Unlock()
 	<-s.stopped
-	return s.save(context.Background())
-}
-
-// run applies what the log gains, from this Service's submissions or from
-// other writers. A second goroutine saves the index, so that a slow save
-// never holds up applying.
-func (s *Service) run() {
-	defer close(s.stopped)
-	ctx := context.Background()
-	saverDone := make(chan struct{})
-	go func() {
-		defer close(saverDone)
-		tick := time.NewTicker(s.saveInterval)
-		defer tick.Stop()
-		for {
-			select {
-			case <-s.stop:
-				return
-			case <-tick.C:
-			case <-s.saveNow:
-			}
-			if err := s.save(ctx); err != nil {
-				s.logger.Error("save index", "err", err)
-			}
-		}
-	}()
-	defer func() { <-saverDone }()
-	poll := time.NewTicker(s.pollInterval)
-	defer poll.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-s.kick:
-		case <-poll.C:
-		}
-		if err := s.catchUp(ctx); err != nil {
-			s.logger.Error("apply log", "err", err)
-		}
-	}
-}
-
-// catchUp applies every log position up to the latest checkpoint.
-func (s *Service) catchUp(ctx context.Context) error {
-	cp, err := s.log.Checkpoint(ctx)
-	if err != nil {
-		return err
-	}
-	s.mu.RLock()
-	from := s.applied
-	s.mu.RUnlock()
-	const chunk = 1024
-	for from < cp.Size {
-		to := min(cp.Size, from+chunk)
-		leaves, err := s.leavesFor(ctx, from, to)
-		if err != nil {
-			return err
-		}
-		s.applyLeaves(from, leaves)
-		from = to
-		if s.dirtyCount() >= uint64(s.saveEvery) {
-			select {
-			case s.saveNow <- struct{}{}:
-			default:
-			}
-		}
-	}
-	return nil
-}
-
-// A logEntry is a leaf to apply, and what Submit's check of it found, if
-// this process submitted it.
-type logEntry struct {
-	leaf    []byte
-	checked *Checked
-}
-
-// leavesFor returns the leaves [from, to) from the log, with what Submit
-// found when it checked them, if it did.
-func (s *Service) leavesFor(ctx context.Context, from, to uint64) ([]logEntry, error) {
-	leaves, err := s.log.Leaves(ctx, from, to)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]logEntry, len(leaves))
-	s.pendMu.Lock()
-	defer s.pendMu.Unlock()
-	for i, leaf := range leaves {
-		out[i].leaf = leaf
-		if len(s.pending) == 0 {
-			continue
-		}
-		k := s.pendingKey(leaf)
-		if c, ok := s.pending[k]; ok && string(c.leaf) == string(leaf) {
-			out[i].checked = c
-			delete(s.pending, k)
-		}
-	}
-	return out, nil
-}
-
-// pendingKey is the key of a leaf in s.pending: a hash of it far cheaper
-// than its SHA-256 leaf hash, which the applier would compute for every
-// leaf it reads. Two pending leaves with one key only cost the applier a
-// full check of one of them: it compares the leaf bytes before it takes a
-// check.
-func (s *Service) pendingKey(leaf []byte) uint64 { return maphash.Bytes(s.pendSeed, leaf) }
-
-// applyLeaves applies the entries at positions first, first+1, ... in order.
-func (s *Service) applyLeaves(first uint64, entries []logEntry) {
-	s.mu.Lock()
-	from := s.applied
-	for i, en := range entries {
-		index := first + uint64(i)
-		if index != s.applied {
-			continue // applied already (a concurrent catch-up)
-		}
-		var a Applied
-		var err error
-		if en.checked != nil {
-			a, err = s.state.ApplyChecked(index, en.checked)
-		} else {
-			a, err = s.state.Apply(index, en.leaf)
-		}
-		if err != nil {
-			s.refused[index] = err
-			s.dirty.refused = append(s.dirty.refused, Refusal{Index: index, Reason: err.Error()})
-		} else {
-			s.noteApplied(a)
-		}
-		s.applied = index + 1
-	}
-	to := s.applied
-	s.mu.Unlock()
-	s.wake(from, to)
-}
-
-// wake publishes that the positions [from, to) are applied, and wakes
-// whoever waits for one of them.
-func (s *Service) wake(from, to uint64) {
-	if to <= from {
-		return
-	}
-	s.appliedPos.Store(to)
-	s.waitMu.Lock()
-	defer s.waitMu.Unlock()
-	if len(s.waiters) == 0 {
-		return
-	}
-	for i := from; i < to; i++ {
-		for _, ch := range s.waiters[i] {
-			close(ch)
-		}
-		delete(s.waiters, i)
-	}
-}
-
-// noteApplied records what an accepted event changed, for the next save.
-func (s *Service) noteApplied(a Applied) {
-	e := a.Event
-	s.noteActorEvent(e.Actor, a.Index)
-	switch {
-	case e.Kind == KindEnroll:
-		s.dirty.actors[e.Enroll.ID] = true
-		s.noteActorEvent(e.Enroll.ID, a.Index)
-	case e.Kind == KindRevoke:
-		s.dirty.actors[e.Revoke.ID] = true
-		s.noteActorEvent(e.Revoke.ID, a.Index)
-	case e.Kind.IsItemEvent():
-		k := e.Item.key()
-		s.events[k] = append(s.events[k], a.Index)
-		s.dirty.items[k] = e.Item
-		if a.Claim != nil {
-			s.dirty.claims = append(s.dirty.claims, ClaimRecord{Claim: *a.Claim, Item: e.Item})
-		}
-	}
-}
-
-// MaxActorEvents is how many of an actor's latest events the index keeps
-// for its page: those it signed, and its enrollments and revocations.
-const MaxActorEvents = 100
-
-// noteActorEvent adds the log position index to the recent events of the
-// enrolled actor id (not the operator's or a buyer's one-off key).
-func (s *Service) noteActorEvent(id string, index uint64) {
-	if _, ok := s.state.Actor(id); !ok {
-		return
-	}
-	// Up to twice as many are kept, trimmed to MaxActorEvents when that is
-	// exceeded: trimming at every event copied the list every time (a
-	// busy courier's 100 positions, in the applier, which everyone waits
-	// for). Readers take the last MaxActorEvents (latestActorEvents).
-	ev := append(s.actorEvents[id], index)
-	if len(ev) > 2*MaxActorEvents {
-		ev = slices.Clone(ev[len(ev)-MaxActorEvents:])
-	}
-	s.actorEvents[id] = ev
-	s.dirty.actorEvents[id] = true
-}
-
-// latestActorEvents returns a copy of the last MaxActorEvents positions
-// of actor id's events. Called with s.mu held.
-func (s *Service) latestActorEvents(id string) []uint64 {
-	ev := s.actorEvents[id]
-	return slices.Clone(ev[max(0, len(ev)-MaxActorEvents):])
-}
-
-func (s *Service) dirtyCount() uint64 {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.applied - s.dirty.from
-}
-
-// save writes what changed since the last save to the Store. Saves are
-// serialized, so deltas reach the Store in order; a failed save puts its
-// changes back for the next one.
-func (s *Service) save(ctx context.Context) error {
-	s.saveMu.Lock()
-	defer s.saveMu.Unlock()
-	s.mu.Lock()
-	if s.applied == s.dirty.from {
-		s.mu.Unlock()
-		return nil
-	}
-	taken := s.dirty
-	d := Delta{From: taken.from, To: s.applied, Claims: taken.claims, Refused: taken.refused}
-	for _, id := range slices.Sorted(maps.Keys(taken.actors)) {
-		a, _ := s.state.Actor(id)
-		d.Actors = append(d.Actors, a)
-	}
-	for k, id := range taken.items {
-		it, _ := s.state.Item(id)
-		d.Items = append(d.Items, ItemRecord{State: it, Events: slices.Clone(s.events[k])})
-	}
-	for _, id := range slices.Sorted(maps.Keys(taken.actorEvents)) {
-		d.ActorEvents = append(d.ActorEvents, ActorEvents{ID: id, Events: s.latestActorEvents(id)})
-	}
-	s.dirty = newDelta(s.applied)
-	s.mu.Unlock()
-	if err := s.store.Save(ctx, d); err != nil {
-		s.mu.Lock()
-		maps.Copy(taken.actors, s.dirty.actors)
-		maps.Copy(taken.items, s.dirty.items)
-		maps.Copy(taken.actorEvents, s.dirty.actorEvents)
-		taken.claims = append(taken.claims, s.dirty.claims...)
-		taken.refused = append(taken.refused, s.dirty.refused...)
-		s.dirty = taken
-		s.mu.Unlock()
-		return fmt.Errorf("save index: %w", err)
-	}
-	return nil
-}
-
-// keyLocks are mutexes by key, held only while some goroutine holds or
-// waits for one: one per item or actor with an event in flight. (4,096
-// striped mutexes made about one item in eight of BenchmarkSubmit's 1,024
-// wait for another item's events.)
-type keyLocks struct {
-	mu sync.Mutex
-	m  map[lockID]*keyLock
-}
-
-type keyLock struct {
-	sync.Mutex
-	refs int // holders and waiters; guarded by keyLocks.mu
-}
-
-// lock locks key's mutex and returns the function that unlocks it.
-func (k *keyLocks) lock(key lockID) (unlock func()) {
-	k.mu.Lock()
-	if k.m == nil {
-		k.m = map[lockID]*keyLock{}
-	}
-	l := k.m[key]
-	if l == nil {
-		l = &keyLock{}
-		k.m[key] = l
-	}
-	l.refs++
-	k.mu.Unlock()
-	l.Lock()
-	return func() {
-		l.Unlock()
-		k.mu.Lock()
-		if l.refs--; l.refs == 0 {
-			delete(k.m, key)
-		}
-		k.mu.Unlock()
-	}
+	// The applier's context is cancelled: the last save has its own.
+	return s.save(context.WithoutCancel(s.ctx))
 }
 
 // Accepted returns the events accepted at log positions [from, next), in
@@ -561,3 +278,52 @@ func (s *Service) Accepted(ctx context.Context, from uint64, limit int) (events 
 func (s *Service) WaitApplied(ctx context.Context, index uint64) error {
 	return s.waitApplied(ctx, index)
 }
+
+// Actor returns an enrolled actor, or an error matching ErrNotFound.
+func (s *Service) Actor(ctx context.Context, id string) (ActorState, error) {
+	if err := ctx.Err(); err != nil {
+		return ActorState{}, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	a, ok := s.state.Actor(id)
+	if !ok {
+		return ActorState{}, fmt.Errorf("%w: actor %q is not enrolled", ErrNotFound, id)
+	}
+	return a, nil
+}
+
+// ActorEvents returns the latest accepted events (at most MaxActorEvents)
+// of an enrolled actor, newest first: those it signed, and its enrollments
+// and revocations. An unknown actor is an error matching ErrNotFound.
+func (s *Service) ActorEvents(ctx context.Context, id string) ([]HistoryEvent, error) {
+	s.mu.RLock()
+	a, ok := s.state.Actor(id)
+	indices := s.latestActorEvents(id)
+	opID, _ := s.state.Operator()
+	s.mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("%w: actor %q is not enrolled", ErrNotFound, id)
+	}
+	out := make([]HistoryEvent, 0, len(indices))
+	for i := len(indices) - 1; i >= 0; i-- {
+		leaf, err := s.leaf(ctx, indices[i])
+		if err != nil {
+			return nil, fmt.Errorf("events of %s: %w", id, err)
+		}
+		e, err := ParseEvent(leaf)
+		if err != nil {
+			return nil, fmt.Errorf("events of %s: event %d: %w", id, indices[i], err)
+		}
+		he := HistoryEvent{Applied: Applied{Index: indices[i], LeafHash: merkle.LeafHash(leaf), Event: e, Role: a.Role}, ActorName: a.Name}
+		if e.Actor == opID {
+			he.Role, he.ActorName = RoleOperator, ""
+		}
+		out = append(out, he)
+	}
+	return out, nil
+}
+
+// Trust returns what the Service's bundles are made for: the log origin,
+// the log key and the operator key.
+func (s *Service) Trust() Trust { return s.trust }

@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"slices"
 	"sync"
 
 	"github.com/provtrail/provtrail/merkle"
-	"golang.org/x/mod/sumdb/note"
 )
 
 // Submit validates a signed event (the note bytes, verbatim), appends it to
@@ -49,18 +47,18 @@ func (s *Service) submitChecked(ctx context.Context, checked *Checked) (Receipt,
 	defer s.locks.lock(lockKey(e))()
 
 	leafHash := checked.LeafHash()
-	dup, isDup, checkedTo, err := s.precheck(checked, leafHash)
+	dup, isDup, checkedTo, err := s.precheck(checked)
 	if err != nil && !isDup && s.catchUpWithLog(ctx, checkedTo) {
 		// The index lagged the log (another replica of a shared log wrote
 		// to it): refuse only what the whole log refuses.
-		dup, isDup, _, err = s.precheck(checked, leafHash)
+		dup, isDup, _, err = s.precheck(checked)
+	}
+	if isDup {
+		r, err := s.receipt(ctx, dup, leafHash)
+		r.Duplicate = true
+		return r, err
 	}
 	if err != nil {
-		if isDup {
-			r, err := s.receipt(ctx, dup, leafHash)
-			r.Duplicate = true
-			return r, err
-		}
 		var re *RuleError
 		if errors.As(err, &re) {
 			re.NotLogged = true
@@ -68,16 +66,15 @@ func (s *Service) submitChecked(ctx context.Context, checked *Checked) (Receipt,
 		return Receipt{}, err
 	}
 
-	// The applier finds the check by the leaf's bytes (pendingKey), so it
-	// need not parse or verify the leaf again.
-	pendKey := s.pendingKey(leaf)
+	// The applier finds the check by the leaf hash, so it need not parse
+	// or verify the leaf again.
 	s.pendMu.Lock()
-	s.pending[pendKey] = checked
+	s.pending[leafHash] = checked
 	s.pendMu.Unlock()
 	proved, err := s.append(ctx, leaf, leafHash)
 	if err != nil {
 		s.pendMu.Lock()
-		delete(s.pending, pendKey)
+		delete(s.pending, leafHash)
 		s.pendMu.Unlock()
 		return Receipt{}, fmt.Errorf("append %s: %w", e.Kind, err)
 	}
@@ -90,7 +87,7 @@ func (s *Service) submitChecked(ctx context.Context, checked *Checked) (Receipt,
 	// The applier took the check if it applied this leaf; if the log found
 	// the leaf there already (dedup), nobody will: drop it either way.
 	s.pendMu.Lock()
-	delete(s.pending, pendKey)
+	delete(s.pending, leafHash)
 	s.pendMu.Unlock()
 	if err != nil {
 		return Receipt{}, err
@@ -128,66 +125,32 @@ func (s *Service) append(ctx context.Context, leaf []byte, leafHash merkle.Hash)
 	return merkle.Proved{Index: idx[0]}, nil
 }
 
-// precheck checks a parsed leaf against the index, and finds the accepted
-// event it repeats, if it is a retry. The index it checked against had
+// precheck checks a parsed leaf against the index: whether it repeats an
+// accepted event (a retry), then its signature, under the key the rules
+// require, then the custody rules. The index it checked against had
 // applied the log positions [0, applied).
-func (s *Service) precheck(checked *Checked, leafHash merkle.Hash) (dup uint64, isDup bool, applied uint64, err error) {
-	// The signature check is CPU work (an Ed25519 verification), done
-	// outside s.mu so that it never holds up the applier, which everyone
-	// waits for; and by the verifiers, so that no more run at once than
-	// there are CPUs, and the log's committer and the applier are not
-	// queued behind them.
+//
+// The signature is verified outside s.mu, so that the CPU work of many
+// submitters never holds up the applier, which everyone waits for.
+func (s *Service) precheck(checked *Checked) (dup uint64, isDup bool, applied uint64, err error) {
 	s.mu.RLock()
-	v, vkey, ok := s.state.checkKey(checked)
+	applied = s.applied
+	dup, isDup = s.acceptedIndex(checked)
+	v, vkey, err := s.state.signerKey(checked)
 	s.mu.RUnlock()
-	if ok && !checked.checkedUnder(vkey) {
-		job := verifyJob{checked, v, vkey, verifyDone.Get().(chan struct{})}
-		select {
-		case s.verify <- job:
-			<-job.done
-		case <-s.stop:
-			checked.verifyWith(v, vkey)
-		}
-		verifyDone.Put(job.done)
+	if isDup {
+		return dup, true, applied, nil
+	}
+	if err == nil {
+		err = checked.verify(v, vkey)
+	}
+	if err != nil {
+		e := checked.Event()
+		return 0, false, applied, &RuleError{Kind: e.Kind, Item: e.Item, Actor: e.Actor, Err: err}
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	err = s.state.Precheck(s.state.Next(), checked)
-	dup, isDup = s.acceptedIndex(checked.Event(), leafHash)
-	return dup, isDup, s.applied, err
-}
-
-// A verifyJob asks a verifier to check a signature.
-type verifyJob struct {
-	checked *Checked
-	v       note.Verifier
-	vkey    string
-	done    chan struct{} // from verifyDone; the verifier sends on it once
-}
-
-// verifyDone holds the channels verifyJobs are answered on (buffered, so
-// the verifier never waits), to be reused: a new one for every event was
-// an allocation an event.
-var verifyDone = sync.Pool{New: func() any { return make(chan struct{}, 1) }}
-
-// verifier checks signatures until the Service closes. Long-lived
-// goroutines do it, not each submitter: an Ed25519 verification needs a
-// deeper stack than a fresh goroutine has, and growing one (a batch's
-// workers are fresh) cost ~5% of provd's CPU under batch load.
-func (s *Service) verifier() {
-	for {
-		select {
-		case j := <-s.verify:
-			j.checked.verifyWith(j.v, j.vkey)
-			j.done <- struct{}{}
-			// With checks queued, a verifier would never block, and would
-			// keep its CPU until preempted (10 ms) while the committer,
-			// the applier and page views wait: yield after each.
-			runtime.Gosched()
-		case <-s.stop:
-			return
-		}
-	}
+	return 0, false, s.applied, s.state.Precheck(checked)
 }
 
 // catchUpWithLog applies the log up to its latest checkpoint, and reports
@@ -235,13 +198,14 @@ func lockKey(e Event) lockID {
 	return lockID{actor: e.Actor}
 }
 
-// acceptedIndex finds an accepted event with this leaf hash among those a
-// retry of e could repeat: the item's latest event, or the enrollment or
-// revocation of e's subject. Called with s.mu held.
-func (s *Service) acceptedIndex(e Event, leafHash merkle.Hash) (uint64, bool) {
+// acceptedIndex finds the accepted event c repeats, if it is a retry: the
+// item's latest event, or the latest enrollment or revocation of c's
+// subject. Called with s.mu held; it reads no log.
+func (s *Service) acceptedIndex(c *Checked) (uint64, bool) {
+	e := c.Event()
 	switch {
 	case e.Kind.IsItemEvent():
-		if it, ok := s.state.Item(e.Item); ok && it.Last == leafHash {
+		if it, ok := s.state.Item(e.Item); ok && it.Last == c.LeafHash() {
 			return it.LastIndex, true
 		}
 	case e.Enroll != nil || e.Revoke != nil:
@@ -252,28 +216,16 @@ func (s *Service) acceptedIndex(e Event, leafHash merkle.Hash) (uint64, bool) {
 			id = e.Revoke.ID
 		}
 		a, ok := s.state.Actor(id)
-		if !ok {
+		if !ok || a.Latest != c.LeafHash() {
 			return 0, false
 		}
-		// The latest enrollment or revocation of the actor.
 		k := a.Keys[len(a.Keys)-1]
-		at := k.From
 		if k.Revoked {
-			at = k.To
+			return k.To, true
 		}
-		if s.leafHashAt(at) == leafHash {
-			return at, true
-		}
+		return k.From, true
 	}
 	return 0, false
-}
-
-func (s *Service) leafHashAt(index uint64) merkle.Hash {
-	leaves, err := s.log.Leaves(context.Background(), index, index+1)
-	if err != nil || len(leaves) != 1 {
-		return merkle.Hash{}
-	}
-	return merkle.LeafHash(leaves[0])
 }
 
 // waitApplied waits until the log position index is applied.
@@ -333,246 +285,39 @@ func (s *Service) receipt(ctx context.Context, index uint64, leafHash merkle.Has
 	}, nil
 }
 
-// Actor returns an enrolled actor, or an error matching ErrNotFound.
-func (s *Service) Actor(ctx context.Context, id string) (ActorState, error) {
-	if err := ctx.Err(); err != nil {
-		return ActorState{}, err
-	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	a, ok := s.state.Actor(id)
-	if !ok {
-		return ActorState{}, fmt.Errorf("%w: actor %q is not enrolled", ErrNotFound, id)
-	}
-	return a, nil
+// keyLocks are mutexes by key, held only while some goroutine holds or
+// waits for one: one per item or actor with an event in flight, so that
+// events for different items never wait for each other.
+type keyLocks struct {
+	mu sync.Mutex
+	m  map[lockID]*keyLock
 }
 
-// ActorEvents returns the latest accepted events (at most MaxActorEvents)
-// of an enrolled actor, newest first: those it signed, and its enrollments
-// and revocations. An unknown actor is an error matching ErrNotFound.
-func (s *Service) ActorEvents(ctx context.Context, id string) ([]HistoryEvent, error) {
-	s.mu.RLock()
-	a, ok := s.state.Actor(id)
-	indices := s.latestActorEvents(id)
-	opID, _ := s.state.Operator()
-	s.mu.RUnlock()
-	if !ok {
-		return nil, fmt.Errorf("%w: actor %q is not enrolled", ErrNotFound, id)
-	}
-	out := make([]HistoryEvent, 0, len(indices))
-	for i := len(indices) - 1; i >= 0; i-- {
-		leaf, err := s.leaf(ctx, indices[i])
-		if err != nil {
-			return nil, fmt.Errorf("events of %s: %w", id, err)
-		}
-		e, err := ParseEvent(leaf)
-		if err != nil {
-			return nil, fmt.Errorf("events of %s: event %d: %w", id, indices[i], err)
-		}
-		he := HistoryEvent{Applied: Applied{Index: indices[i], LeafHash: merkle.LeafHash(leaf), Event: e, Role: a.Role}, ActorName: a.Name}
-		if e.Actor == opID {
-			he.Role, he.ActorName = RoleOperator, ""
-		}
-		out = append(out, he)
-	}
-	return out, nil
+type keyLock struct {
+	sync.Mutex
+	refs int // holders and waiters; guarded by keyLocks.mu
 }
 
-// Trust returns what the Service's bundles are made for: the log origin,
-// the log key and the operator key.
-func (s *Service) Trust() Trust { return s.trust }
-
-// An ItemView is an item's history as this server has it: the item, its
-// events in log order, the actors they rely on, and every log entry a
-// verifier needs (the item's events, and the enrollments and revocations of
-// those actors), each with an inclusion proof against one checkpoint.
-//
-// The server does not re-verify what it applied; a client verifies the
-// bundle made from it (see VerifyBundle).
-type ItemView struct {
-	History
-	Entries []BundleEntry
-}
-
-// Item returns the history of an item, with proofs, or an error matching
-// ErrNotFound. The view shows the index as it is now (every position the
-// Service has applied) and its proofs are against the log's latest
-// checkpoint.
-//
-// Views are cached (see viewCache): callers share the returned view and
-// must not modify it.
-func (s *Service) Item(ctx context.Context, id ItemID) (ItemView, error) {
-	s.mu.RLock()
-	applied := s.applied
-	s.mu.RUnlock()
-	cp, err := s.log.Checkpoint(ctx)
-	if err != nil {
-		return ItemView{}, fmt.Errorf("history of %s: %w", id, err)
+// lock locks key's mutex and returns the function that unlocks it.
+func (k *keyLocks) lock(key lockID) (unlock func()) {
+	k.mu.Lock()
+	if k.m == nil {
+		k.m = map[lockID]*keyLock{}
 	}
-	old, fresh := s.views.get(id, applied, cp.Size)
-	if fresh {
-		return old.view, nil
+	l := k.m[key]
+	if l == nil {
+		l = &keyLock{}
+		k.m[key] = l
 	}
-	c, err := s.buildItem(ctx, id, old)
-	if err != nil {
-		return ItemView{}, err
-	}
-	s.views.put(c)
-	return c.view, nil
-}
-
-// buildItem builds the view of an item now. It takes what it can from old,
-// a view of the same item built earlier: parsed events and leaves, which
-// never change, and proofs, if against the same checkpoint size.
-func (s *Service) buildItem(ctx context.Context, id ItemID, old *cachedView) (*cachedView, error) {
-	s.mu.RLock()
-	applied := s.applied
-	st, ok := s.state.Item(id)
-	indices := slices.Clone(s.events[id.key()])
-	s.mu.RUnlock()
-	if !ok {
-		return nil, fmt.Errorf("%w: item %s is not registered", ErrNotFound, id)
-	}
-	// The checkpoint is read after the state, so that it includes every
-	// position the state was built from.
-	cp, err := s.log.Checkpoint(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("history of %s: %w", id, err)
-	}
-	oldEvents := map[uint64]HistoryEvent{}
-	oldEntries := map[uint64]BundleEntry{}
-	if old != nil {
-		for _, he := range old.view.Events {
-			oldEvents[he.Index] = he
+	l.refs++
+	k.mu.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		k.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(k.m, key)
 		}
-		for _, en := range old.view.Entries {
-			if old.size != cp.Size {
-				en.Proof = nil
-			}
-			oldEntries[en.Index] = en
-		}
+		k.mu.Unlock()
 	}
-	v := ItemView{History: History{Item: id, State: st, Checkpoint: cp}}
-	var events []Event
-	var hashes []merkle.Hash
-	leafOf := map[uint64][]byte{}
-	for _, i := range indices {
-		if he, ok := oldEvents[i]; ok {
-			events = append(events, he.Event)
-			hashes = append(hashes, he.LeafHash)
-			continue
-		}
-		leaf, err := s.leaf(ctx, i)
-		if err != nil {
-			return nil, fmt.Errorf("history of %s: %w", id, err)
-		}
-		e, err := ParseEvent(leaf)
-		if err != nil {
-			return nil, fmt.Errorf("history of %s: event %d: %w", id, i, err)
-		}
-		leafOf[i] = leaf
-		events = append(events, e)
-		hashes = append(hashes, merkle.LeafHash(leaf))
-	}
-	need := slices.Clone(indices)
-	s.mu.RLock()
-	opID, _ := s.state.Operator()
-	for _, actor := range BundleActors(opID, events) {
-		a, ok := s.state.Actor(actor)
-		if !ok {
-			continue
-		}
-		v.Actors = append(v.Actors, a)
-		for _, k := range a.Keys {
-			need = append(need, k.From)
-			if k.Revoked && k.To < cp.Size {
-				need = append(need, k.To)
-			}
-		}
-	}
-	for j, e := range events {
-		he := HistoryEvent{Applied: Applied{Index: indices[j], LeafHash: hashes[j], Event: e}}
-		switch a, ok := s.state.Actor(e.Actor); {
-		case e.Actor == opID:
-			he.Role = RoleOperator
-		case ok:
-			he.Role, he.ActorName = a.Role, a.Name
-		default:
-			he.Role = RoleBuyer
-		}
-		v.Events = append(v.Events, he)
-	}
-	s.mu.RUnlock()
-	slices.Sort(need)
-	need = slices.Compact(need)
-	var unproved []int // entries without a proof against cp
-	for _, i := range need {
-		en := oldEntries[i]
-		en.Index = i
-		if en.Leaf == nil {
-			if en.Leaf = leafOf[i]; en.Leaf == nil {
-				if en.Leaf, err = s.leaf(ctx, i); err != nil {
-					return nil, fmt.Errorf("history of %s: %w", id, err)
-				}
-			}
-		}
-		if en.Proof == nil {
-			unproved = append(unproved, len(v.Entries))
-		}
-		v.Entries = append(v.Entries, en)
-	}
-	if err := s.prove(ctx, v.Entries, unproved, cp.Size); err != nil {
-		return nil, fmt.Errorf("history of %s: %w", id, err)
-	}
-	return &cachedView{id: id, applied: applied, size: cp.Size, view: v}, nil
-}
-
-// prove gives the entries at the positions unproved their proofs in the
-// tree of the given size, in one call to the log when it can.
-func (s *Service) prove(ctx context.Context, entries []BundleEntry, unproved []int, size uint64) error {
-	if len(unproved) == 0 {
-		return nil
-	}
-	indexes := make([]uint64, len(unproved))
-	for j, k := range unproved {
-		indexes[j] = entries[k].Index
-	}
-	proofs, err := merkle.InclusionProofs(ctx, s.log, indexes, size)
-	if err != nil {
-		return fmt.Errorf("proofs of %v: %w", indexes, err)
-	}
-	for j, k := range unproved {
-		entries[k].Proof = proofs[j]
-	}
-	return nil
-}
-
-func (s *Service) leaf(ctx context.Context, index uint64) ([]byte, error) {
-	leaves, err := s.log.Leaves(ctx, index, index+1)
-	if err != nil {
-		return nil, err
-	}
-	return leaves[0], nil
-}
-
-// Bundle returns the proof bundle of an item (see BuildBundle), or an error
-// matching ErrNotFound.
-func (s *Service) Bundle(ctx context.Context, id ItemID) ([]byte, error) {
-	v, err := s.Item(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	return BuildBundle(s.trust, id, v.Checkpoint.Note, v.Entries)
-}
-
-// Rebuild deletes the index in store and replays the whole log into it.
-func Rebuild(ctx context.Context, cfg ServiceConfig) error {
-	if err := cfg.Store.Reset(ctx); err != nil {
-		return fmt.Errorf("rebuild: %w", err)
-	}
-	s, err := NewService(ctx, cfg)
-	if err != nil {
-		return fmt.Errorf("rebuild: %w", err)
-	}
-	return s.Close()
 }

@@ -1,0 +1,192 @@
+package provenance
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/provtrail/provtrail/merkle"
+)
+
+// An ItemView is an item's history as this server has it: the item, its
+// events in log order, the actors they rely on, and every log entry a
+// verifier needs (the item's events, and the enrollments and revocations of
+// those actors), each with an inclusion proof against one checkpoint.
+//
+// The server does not re-verify what it applied; a client verifies the
+// bundle made from it (see VerifyBundle).
+type ItemView struct {
+	History
+	Entries []BundleEntry
+}
+
+// Item returns the history of an item, with proofs, or an error matching
+// ErrNotFound. The view shows the index as it is now (every position the
+// Service has applied) and its proofs are against the log's latest
+// checkpoint.
+//
+// Views are cached (see viewCache): callers share the returned view and
+// must not modify it.
+func (s *Service) Item(ctx context.Context, id ItemID) (ItemView, error) {
+	s.mu.RLock()
+	applied := s.applied
+	s.mu.RUnlock()
+	cp, err := s.log.Checkpoint(ctx)
+	if err != nil {
+		return ItemView{}, fmt.Errorf("history of %s: %w", id, err)
+	}
+	old, fresh := s.views.get(id, applied, cp.Size)
+	if fresh {
+		return old.view, nil
+	}
+	c, err := s.buildItem(ctx, id, old)
+	if err != nil {
+		return ItemView{}, err
+	}
+	s.views.put(c)
+	return c.view, nil
+}
+
+// buildItem builds the view of an item now. It takes what it can from old,
+// a view of the same item built earlier: parsed events and leaves, which
+// never change, and proofs, if against the same checkpoint size.
+func (s *Service) buildItem(ctx context.Context, id ItemID, old *cachedView) (*cachedView, error) {
+	s.mu.RLock()
+	applied := s.applied
+	st, ok := s.state.Item(id)
+	indices := slices.Clone(s.events[id.key()])
+	s.mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("%w: item %s is not registered", ErrNotFound, id)
+	}
+	// The checkpoint is read after the state, so that it includes every
+	// position the state was built from.
+	cp, err := s.log.Checkpoint(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("history of %s: %w", id, err)
+	}
+	oldEvents := map[uint64]HistoryEvent{}
+	oldEntries := map[uint64]BundleEntry{}
+	if old != nil {
+		for _, he := range old.view.Events {
+			oldEvents[he.Index] = he
+		}
+		for _, en := range old.view.Entries {
+			if old.size != cp.Size {
+				en.Proof = nil
+			}
+			oldEntries[en.Index] = en
+		}
+	}
+	v := ItemView{History: History{Item: id, State: st, Checkpoint: cp}}
+	var events []Event
+	var hashes []merkle.Hash
+	leafOf := map[uint64][]byte{}
+	for _, i := range indices {
+		if he, ok := oldEvents[i]; ok {
+			events = append(events, he.Event)
+			hashes = append(hashes, he.LeafHash)
+			continue
+		}
+		leaf, err := s.leaf(ctx, i)
+		if err != nil {
+			return nil, fmt.Errorf("history of %s: %w", id, err)
+		}
+		e, err := ParseEvent(leaf)
+		if err != nil {
+			return nil, fmt.Errorf("history of %s: event %d: %w", id, i, err)
+		}
+		leafOf[i] = leaf
+		events = append(events, e)
+		hashes = append(hashes, merkle.LeafHash(leaf))
+	}
+	need := slices.Clone(indices)
+	s.mu.RLock()
+	opID, _ := s.state.Operator()
+	for _, actor := range BundleActors(opID, events) {
+		a, ok := s.state.Actor(actor)
+		if !ok {
+			continue
+		}
+		v.Actors = append(v.Actors, a)
+		for _, k := range a.Keys {
+			need = append(need, k.From)
+			if k.Revoked && k.To < cp.Size {
+				need = append(need, k.To)
+			}
+		}
+	}
+	for j, e := range events {
+		he := HistoryEvent{Applied: Applied{Index: indices[j], LeafHash: hashes[j], Event: e}}
+		switch a, ok := s.state.Actor(e.Actor); {
+		case e.Actor == opID:
+			he.Role = RoleOperator
+		case ok:
+			he.Role, he.ActorName = a.Role, a.Name
+		default:
+			he.Role = RoleBuyer
+		}
+		v.Events = append(v.Events, he)
+	}
+	s.mu.RUnlock()
+	slices.Sort(need)
+	need = slices.Compact(need)
+	var unproved []int // entries without a proof against cp
+	for _, i := range need {
+		en := oldEntries[i]
+		en.Index = i
+		if en.Leaf == nil {
+			if en.Leaf = leafOf[i]; en.Leaf == nil {
+				if en.Leaf, err = s.leaf(ctx, i); err != nil {
+					return nil, fmt.Errorf("history of %s: %w", id, err)
+				}
+			}
+		}
+		if en.Proof == nil {
+			unproved = append(unproved, len(v.Entries))
+		}
+		v.Entries = append(v.Entries, en)
+	}
+	if err := s.prove(ctx, v.Entries, unproved, cp.Size); err != nil {
+		return nil, fmt.Errorf("history of %s: %w", id, err)
+	}
+	return &cachedView{id: id, applied: applied, size: cp.Size, view: v}, nil
+}
+
+// prove gives the entries at the positions unproved their proofs in the
+// tree of the given size, in one call to the log when it can.
+func (s *Service) prove(ctx context.Context, entries []BundleEntry, unproved []int, size uint64) error {
+	if len(unproved) == 0 {
+		return nil
+	}
+	indexes := make([]uint64, len(unproved))
+	for j, k := range unproved {
+		indexes[j] = entries[k].Index
+	}
+	proofs, err := merkle.InclusionProofs(ctx, s.log, indexes, size)
+	if err != nil {
+		return fmt.Errorf("proofs of %v: %w", indexes, err)
+	}
+	for j, k := range unproved {
+		entries[k].Proof = proofs[j]
+	}
+	return nil
+}
+
+func (s *Service) leaf(ctx context.Context, index uint64) ([]byte, error) {
+	leaves, err := s.log.Leaves(ctx, index, index+1)
+	if err != nil {
+		return nil, err
+	}
+	return leaves[0], nil
+}
+
+// Bundle returns the proof bundle of an item (see BuildBundle), or an error
+// matching ErrNotFound.
+func (s *Service) Bundle(ctx context.Context, id ItemID) ([]byte, error) {
+	v, err := s.Item(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return BuildBundle(s.trust, id, v.Checkpoint.Note, v.Entries)
+}

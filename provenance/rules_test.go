@@ -339,4 +339,3 @@ func withSignatureBytes(t testing.TB, leaf []byte, n int) []byte {
 	raw = append(raw, make([]byte, max(0, n-len(raw)))...)[:n]
 	return []byte(head + "\n\n\u2014 " + name + " " + base64.StdEncoding.EncodeToString(raw) + "\n")
 }
-

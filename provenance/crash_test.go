@@ -3,7 +3,6 @@ package provenance_test
 import (
 	"bufio"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -193,21 +192,12 @@ func TestServiceCrash(t *testing.T) {
 		}
 		w.close()
 		w.open()
-		live, err := w.store.Load(t.Context())
-		if err != nil {
-			t.Fatal(err)
-		}
+		live := dumpIndex(t, w.store)
 		w.svc.Close()
 		if err := provenance.Rebuild(t.Context(), w.config()); err != nil {
 			t.Fatal(err)
 		}
-		rebuilt, err := w.store.Load(t.Context())
-		if err != nil {
-			t.Fatal(err)
-		}
-		a, _ := json.Marshal(live)
-		b, _ := json.Marshal(rebuilt)
-		if string(a) != string(b) {
+		if rebuilt := dumpIndex(t, w.store); live != rebuilt {
 			t.Fatalf("round %d: the index after the crash differs from one rebuilt from the log", round)
 		}
 		w.log.Close()

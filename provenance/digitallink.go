@@ -1,6 +1,7 @@
 package provenance
 
 import (
+	"cmp"
 	"encoding/base32"
 	"errors"
 	"fmt"
@@ -35,6 +36,11 @@ func (e *DigitalLinkError) Is(target error) bool { return target == ErrBadDigita
 type ItemID struct {
 	GTIN   string // 14 digits, check digit verified
 	Serial string // 1 to 20 characters of GS1 AI character set 82, not encoded
+}
+
+// compareItemIDs orders item IDs by GTIN, then serial.
+func compareItemIDs(a, b ItemID) int {
+	return cmp.Or(cmp.Compare(a.GTIN, b.GTIN), cmp.Compare(a.Serial, b.Serial))
 }
 
 // An itemKey is an ItemID as a map key held in place: the GTIN's digits as

@@ -53,12 +53,16 @@ func (s *Service) Item(ctx context.Context, id ItemID) (ItemView, error) {
 func (s *Service) buildItem(ctx context.Context, id ItemID, old *cachedView) (*cachedView, error) {
 	s.mu.RLock()
 	applied := s.applied
-	st, ok := s.state.Item(id)
-	indices := slices.Clone(s.events[id.key()])
 	s.mu.RUnlock()
-	if !ok {
+	r := current{s}
+	stp, indices, err := r.item(ctx, id)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("history of %s: %w", id, err)
+	case stp == nil:
 		return nil, fmt.Errorf("%w: item %s is not registered", ErrNotFound, id)
 	}
+	st := *stp
 	// The checkpoint is read after the state, so that it includes every
 	// position the state was built from.
 	cp, err := s.log.Checkpoint(ctx)
@@ -101,14 +105,17 @@ func (s *Service) buildItem(ctx context.Context, id ItemID, old *cachedView) (*c
 		hashes = append(hashes, merkle.LeafHash(leaf))
 	}
 	need := slices.Clone(indices)
-	s.mu.RLock()
-	opID, _ := s.state.Operator()
-	for _, actor := range BundleActors(opID, events) {
-		a, ok := s.state.Actor(actor)
-		if !ok {
+	actors := map[string]*ActorState{}
+	for _, aid := range BundleActors(s.opID, events) {
+		a, _, err := r.actor(ctx, aid)
+		if err != nil {
+			return nil, fmt.Errorf("history of %s: %w", id, err)
+		}
+		if a == nil {
 			continue
 		}
-		v.Actors = append(v.Actors, a)
+		actors[aid] = a
+		v.Actors = append(v.Actors, *a)
 		for _, k := range a.Keys {
 			need = append(need, k.From)
 			if k.Revoked && k.To < cp.Size {
@@ -118,17 +125,16 @@ func (s *Service) buildItem(ctx context.Context, id ItemID, old *cachedView) (*c
 	}
 	for j, e := range events {
 		he := HistoryEvent{Applied: Applied{Index: indices[j], LeafHash: hashes[j], Event: e}}
-		switch a, ok := s.state.Actor(e.Actor); {
-		case e.Actor == opID:
+		switch a := actors[e.Actor]; {
+		case e.Actor == s.opID:
 			he.Role = RoleOperator
-		case ok:
+		case a != nil:
 			he.Role, he.ActorName = a.Role, a.Name
 		default:
 			he.Role = RoleBuyer
 		}
 		v.Events = append(v.Events, he)
 	}
-	s.mu.RUnlock()
 	slices.Sort(need)
 	need = slices.Compact(need)
 	var unproved []int // entries without a proof against cp

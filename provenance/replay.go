@@ -11,115 +11,86 @@ import (
 )
 
 // run applies what the log gains, from this Service's submissions or from
-// other writers. A second goroutine saves the index, so that a slow save
-// never holds up applying.
+// other writers, and saves the index after SaveEvery positions or
+// SaveInterval, whichever comes first.
 func (s *Service) run() {
 	defer close(s.stopped)
-	ctx := s.ctx
-	saverDone := make(chan struct{})
-	go func() {
-		defer close(saverDone)
-		tick := time.NewTicker(s.saveInterval)
-		defer tick.Stop()
-		for {
-			select {
-			case <-s.stop:
-				return
-			case <-tick.C:
-			case <-s.saveNow:
-			}
-			if err := s.save(ctx); err != nil {
-				s.logger.Error("save index", "err", err)
-			}
-		}
-	}()
-	defer func() { <-saverDone }()
 	poll := time.NewTicker(s.pollInterval)
 	defer poll.Stop()
+	tick := time.NewTicker(s.saveInterval)
+	defer tick.Stop()
 	for {
 		select {
 		case <-s.stop:
 			return
 		case <-s.kick:
 		case <-poll.C:
+		case <-tick.C:
 		}
-		if err := s.catchUp(ctx); err != nil {
+		if err := s.catchUp(s.ctx); err != nil && s.ctx.Err() == nil {
 			s.logger.Error("apply log", "err", err)
+		}
+		if time.Since(s.lastSave) >= s.saveInterval {
+			if err := s.save(s.ctx); err != nil && s.ctx.Err() == nil {
+				s.logger.Error("save index", "err", err)
+			}
 		}
 	}
 }
 
-// catchUp applies every log position up to the latest checkpoint.
+// catchUp applies every log position up to the latest checkpoint. Only
+// the applier calls it (and NewService, before the applier starts).
 func (s *Service) catchUp(ctx context.Context) error {
 	cp, err := s.log.Checkpoint(ctx)
 	if err != nil {
 		return err
 	}
-	s.mu.RLock()
-	from := s.applied
-	s.mu.RUnlock()
 	const chunk = 1024
-	for from < cp.Size {
-		to := min(cp.Size, from+chunk)
-		leaves, err := s.leavesFor(ctx, from, to)
+	for s.applied < cp.Size {
+		from := s.applied
+		leaves, err := s.log.Leaves(ctx, from, min(cp.Size, from+chunk))
 		if err != nil {
 			return err
 		}
-		s.applyLeaves(from, leaves)
-		from = to
-		if s.dirtyCount() >= uint64(s.saveEvery) {
-			select {
-			case s.saveNow <- struct{}{}:
-			default:
+		if err := s.applyLeaves(ctx, from, leaves); err != nil {
+			return err
+		}
+		// A save that failed (a full disk) is tried again after
+		// SaveInterval, not after every chunk.
+		if s.applied-s.dirty.from >= uint64(s.saveEvery) && time.Since(s.lastSave) >= s.saveInterval/10 {
+			if err := s.save(ctx); err != nil {
+				s.logger.Error("save index", "err", err)
 			}
 		}
 	}
 	return nil
 }
 
-// A logEntry is a leaf to apply, and what Submit's check of it found, if
-// this process submitted it.
-type logEntry struct {
-	leaf    []byte
-	checked *Checked
-}
-
-// leavesFor returns the leaves [from, to) from the log, with what Submit
-// found when it checked them, if it did.
-func (s *Service) leavesFor(ctx context.Context, from, to uint64) ([]logEntry, error) {
-	leaves, err := s.log.Leaves(ctx, from, to)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]logEntry, len(leaves))
-	for i, leaf := range leaves {
-		out[i].leaf = leaf
-		h := merkle.LeafHash(leaf)
-		s.pendMu.Lock()
-		if c, ok := s.pending[h]; ok {
-			out[i].checked = c
-			delete(s.pending, h)
-		}
-		s.pendMu.Unlock()
-	}
-	return out, nil
-}
-
-// applyLeaves applies the entries at positions first, first+1, ... in order.
-func (s *Service) applyLeaves(first uint64, entries []logEntry) {
-	s.mu.Lock()
+// applyLeaves applies the leaves at positions first, first+1, ... in
+// order. Each is checked against the records it reads, loaded from the
+// saved index without s.mu, then applied under s.mu. An error reading the
+// index stops it where it is: the position is applied later, never
+// refused for it.
+func (s *Service) applyLeaves(ctx context.Context, first uint64, leaves [][]byte) error {
 	from := s.applied
-	for i, en := range entries {
+	defer func() { s.wake(from, s.applied) }()
+	for i, leaf := range leaves {
 		index := first + uint64(i)
-		if index != s.applied {
-			continue // applied already (a concurrent catch-up)
+		c, parseErr := s.takeChecked(leaf)
+		l := newLoaded()
+		if parseErr == nil {
+			if err := l.load(ctx, s.state, c.event, saved{s.store}); err != nil {
+				return fmt.Errorf("apply %d: %w", index, err)
+			}
 		}
+		s.mu.Lock()
+		l.into(s.state, s.actorEvents, s.events)
 		var a Applied
-		var err error
-		if en.checked != nil {
-			a, err = s.state.ApplyChecked(index, en.checked)
+		err := parseErr
+		if err == nil {
+			a, err = s.state.ApplyChecked(index, c)
 		} else {
-			a, err = s.state.Apply(index, en.leaf)
+			err = &RuleError{Index: index, Err: err}
 		}
 		if err != nil {
 			s.refused[index] = err
@@ -128,10 +99,27 @@ func (s *Service) applyLeaves(first uint64, entries []logEntry) {
 			s.noteApplied(a)
 		}
 		s.applied = index + 1
+		s.mu.Unlock()
+		if c != nil {
+			c.outcome, c.applied = err, true
+		}
 	}
-	to := s.applied
-	s.mu.Unlock()
-	s.wake(from, to)
+	return nil
+}
+
+// takeChecked returns the parsed leaf: Submit's check of it if this
+// process submitted it, which spares parsing it and verifying its
+// signature again.
+func (s *Service) takeChecked(leaf []byte) (*Checked, error) {
+	h := merkle.LeafHash(leaf)
+	s.pendMu.Lock()
+	c := s.pending[h]
+	delete(s.pending, h)
+	s.pendMu.Unlock()
+	if c != nil {
+		return c, nil
+	}
+	return NewChecked(leaf)
 }
 
 // wake publishes that the positions [from, to) are applied, and wakes
@@ -155,15 +143,14 @@ func (s *Service) wake(from, to uint64) {
 }
 
 // noteApplied records what an accepted event changed, for the next save.
+// Called with s.mu held.
 func (s *Service) noteApplied(a Applied) {
 	e := a.Event
 	s.noteActorEvent(e.Actor, a.Index)
 	switch {
 	case e.Kind == KindEnroll:
-		s.dirty.actors[e.Enroll.ID] = true
 		s.noteActorEvent(e.Enroll.ID, a.Index)
 	case e.Kind == KindRevoke:
-		s.dirty.actors[e.Revoke.ID] = true
 		s.noteActorEvent(e.Revoke.ID, a.Index)
 	case e.Kind.IsItemEvent():
 		k := e.Item.key()
@@ -187,65 +174,46 @@ func (s *Service) noteActorEvent(id string, index uint64) {
 	}
 	// Up to twice as many are kept, trimmed to MaxActorEvents when that is
 	// exceeded, so that the list is not copied at every event. Readers
-	// take the last MaxActorEvents (latestActorEvents).
+	// take the last MaxActorEvents.
 	ev := append(s.actorEvents[id], index)
 	if len(ev) > 2*MaxActorEvents {
 		ev = slices.Clone(ev[len(ev)-MaxActorEvents:])
 	}
 	s.actorEvents[id] = ev
-	s.dirty.actorEvents[id] = true
+	s.dirty.actors[id] = true
 }
 
-// latestActorEvents returns a copy of the last MaxActorEvents positions
-// of actor id's events. Called with s.mu held.
-func (s *Service) latestActorEvents(id string) []uint64 {
-	ev := s.actorEvents[id]
-	return slices.Clone(ev[max(0, len(ev)-MaxActorEvents):])
-}
-
-func (s *Service) dirtyCount() uint64 {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.applied - s.dirty.from
-}
-
-// save writes what changed since the last save to the Store. Saves are
-// serialized, so deltas reach the Store in order; a failed save puts its
-// changes back for the next one.
+// save writes what changed since the last save to the Store, then drops
+// the records the State held: they are read from the Store from then on.
+// Only the applier saves (and NewService and Close, when it does not
+// run), so nothing changes the State meanwhile. A failed save keeps
+// everything for the next one.
 func (s *Service) save(ctx context.Context) error {
-	s.saveMu.Lock()
-	defer s.saveMu.Unlock()
-	s.mu.Lock()
+	s.lastSave = time.Now()
 	if s.applied == s.dirty.from {
-		s.mu.Unlock()
 		return nil
 	}
-	taken := s.dirty
-	d := Delta{From: taken.from, To: s.applied, Claims: taken.claims, Refused: taken.refused}
-	for _, id := range slices.Sorted(maps.Keys(taken.actors)) {
-		a, _ := s.state.Actor(id)
-		d.Actors = append(d.Actors, a)
+	d := Delta{From: s.dirty.from, To: s.applied, Claims: s.dirty.claims, Refused: s.dirty.refused}
+	for _, id := range slices.Sorted(maps.Keys(s.dirty.actors)) {
+		ev := s.actorEvents[id]
+		d.Actors = append(d.Actors, ActorRecord{State: *s.state.actors[id], Events: ev[max(0, len(ev)-MaxActorEvents):]})
 	}
-	for k, id := range taken.items {
-		it, _ := s.state.Item(id)
-		d.Items = append(d.Items, ItemRecord{State: it, Events: slices.Clone(s.events[k])})
+	for k := range s.dirty.items {
+		d.Items = append(d.Items, ItemRecord{State: *s.state.items[k], Events: s.events[k]})
 	}
-	for _, id := range slices.Sorted(maps.Keys(taken.actorEvents)) {
-		d.ActorEvents = append(d.ActorEvents, ActorEvents{ID: id, Events: s.latestActorEvents(id)})
-	}
-	s.dirty = newDelta(s.applied)
-	s.mu.Unlock()
+	slices.SortFunc(d.Items, func(a, b ItemRecord) int { return compareItemIDs(a.State.ID, b.State.ID) })
 	if err := s.store.Save(ctx, d); err != nil {
-		s.mu.Lock()
-		maps.Copy(taken.actors, s.dirty.actors)
-		maps.Copy(taken.items, s.dirty.items)
-		maps.Copy(taken.actorEvents, s.dirty.actorEvents)
-		taken.claims = append(taken.claims, s.dirty.claims...)
-		taken.refused = append(taken.refused, s.dirty.refused...)
-		s.dirty = taken
-		s.mu.Unlock()
 		return fmt.Errorf("save index: %w", err)
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dirty = newDelta(s.applied)
+	clear(s.state.actors)
+	clear(s.state.items)
+	clear(s.state.claims)
+	clear(s.actorEvents)
+	clear(s.events)
+	clear(s.refused)
 	return nil
 }
 

@@ -1,13 +1,11 @@
 package provenance
 
 import (
-	"cmp"
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
 	"maps"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/provtrail/provtrail/merkle"
@@ -95,13 +93,19 @@ type Applied struct {
 	Claim *[sha256.Size]byte
 }
 
-// State is what a prefix of the log establishes: enrolled actors and their
-// key windows, items, and used claim codes. Its zero value is not usable;
-// call NewState.
+// State is what a prefix of the log establishes about the records it
+// holds: enrolled actors and their key windows, items, and used claim
+// codes. Its zero value is not usable; call NewState.
 //
 // Apply is a deterministic function of the state and the next leaf: every
 // replica replaying the same log reaches the same State. A refused leaf
 // leaves the State unchanged. State is not safe for concurrent use.
+//
+// A State that replays a whole log (a bundle's) holds every record. The
+// Service's holds only the records it changed since its last save and
+// those it read for its latest checks: before checking a leaf, it loads
+// from the saved index what the leaf's check reads (Fill). A record held
+// as nil (or a claim held as the zero ItemID) is known not to exist.
 type State struct {
 	opID   string
 	opKey  string
@@ -110,10 +114,6 @@ type State struct {
 	actors map[string]*ActorState
 	items  map[itemKey]*ItemState
 	claims map[[sha256.Size]byte]ItemID
-	// verifiers holds the parsed verifier of each enrolled actor key met,
-	// by key, so that a key is decoded once, not at every check. Clones
-	// share it: a key's verifier never changes.
-	verifiers *sync.Map
 }
 
 // NewState returns the empty state of a log whose operator's verifier key
@@ -130,10 +130,9 @@ func NewState(operatorKey string) (*State, error) {
 	}
 	return &State{
 		opID: v.Name(), opKey: operatorKey, op: v,
-		actors:    map[string]*ActorState{},
-		items:     map[itemKey]*ItemState{},
-		claims:    map[[sha256.Size]byte]ItemID{},
-		verifiers: &sync.Map{},
+		actors: map[string]*ActorState{},
+		items:  map[itemKey]*ItemState{},
+		claims: map[[sha256.Size]byte]ItemID{},
 	}, nil
 }
 
@@ -146,8 +145,8 @@ func (s *State) Next() uint64 { return s.next }
 
 // Actor returns the enrolled actor id. Its Keys must not be modified.
 func (s *State) Actor(id string) (ActorState, bool) {
-	a, ok := s.actors[id]
-	if !ok {
+	a := s.actors[id]
+	if a == nil {
 		return ActorState{}, false
 	}
 	return *a, true
@@ -156,8 +155,8 @@ func (s *State) Actor(id string) (ActorState, bool) {
 // Item returns the state of item id. Its slices and pointers must not be
 // modified.
 func (s *State) Item(id ItemID) (ItemState, bool) {
-	it, ok := s.items[id.key()]
-	if !ok {
+	it := s.items[id.key()]
+	if it == nil {
 		return ItemState{}, false
 	}
 	return *it, true
@@ -167,7 +166,9 @@ func (s *State) Item(id ItemID) (ItemState, bool) {
 func (s *State) Actors() []ActorState {
 	out := make([]ActorState, 0, len(s.actors))
 	for _, id := range slices.Sorted(maps.Keys(s.actors)) {
-		out = append(out, *s.actors[id])
+		if a := s.actors[id]; a != nil {
+			out = append(out, *a)
+		}
 	}
 	return out
 }
@@ -176,11 +177,11 @@ func (s *State) Actors() []ActorState {
 func (s *State) Items() []ItemState {
 	out := make([]ItemState, 0, len(s.items))
 	for _, it := range s.items {
-		out = append(out, *it)
+		if it != nil {
+			out = append(out, *it)
+		}
 	}
-	slices.SortFunc(out, func(a, b ItemState) int {
-		return cmp.Or(cmp.Compare(a.ID.GTIN, b.ID.GTIN), cmp.Compare(a.ID.Serial, b.ID.Serial))
-	})
+	slices.SortFunc(out, func(a, b ItemState) int { return compareItemIDs(a.ID, b.ID) })
 	return out
 }
 
@@ -222,6 +223,10 @@ type Checked struct {
 	// badKey is a verifier key the signature failed under, and badSig why.
 	badKey string
 	badSig error
+	// applied is set by the Service's applier once it applied the leaf,
+	// and outcome to why it refused it, or nil.
+	applied bool
+	outcome error
 }
 
 // NewChecked parses an event leaf (without verifying its signature).
@@ -456,20 +461,8 @@ func (s *State) signerRole(e Event, keyHash uint32, item *ItemState) (Role, note
 	if !allowed {
 		return "", nil, "", fmt.Errorf("%w: a %s may not make %s events", ErrWrongRole, a.Role, e.Kind)
 	}
-	return a.Role, s.actorVerifier(cur.Key, a.ID), cur.Key, nil
-}
-
-// actorVerifier returns the verifier of an enrolled actor's key, which
-// was checked at enrollment.
-func (s *State) actorVerifier(vkey, id string) note.Verifier {
-	if v, ok := s.verifiers.Load(vkey); ok {
-		return v.(note.Verifier)
-	}
-	v, _ := parseKey(vkey, id)
-	if v != nil {
-		s.verifiers.Store(vkey, v)
-	}
-	return v
+	v, _ := parseKey(cur.Key, a.ID) // checked at enrollment
+	return a.Role, v, cur.Key, nil
 }
 
 func keyHashOf(vkey string) uint32 {
@@ -542,7 +535,7 @@ func (s *State) handoff(index uint64, e Event, it *ItemState) error {
 		claim, _ := base64.StdEncoding.DecodeString(h.Claim) // checked by parseLeaf
 		p.Claim = [sha256.Size]byte(claim)
 		p.Salt, _ = base64.StdEncoding.DecodeString(h.Salt)
-		if other, used := s.claims[p.Claim]; used {
+		if other := s.claims[p.Claim]; other != (ItemID{}) {
 			return fmt.Errorf("%w: this claim was used for %s", ErrClaimUsed, other)
 		}
 	}
@@ -573,7 +566,7 @@ func (s *State) receive(index uint64, e Event, role Role, it *ItemState) (*[sha2
 			return nil, fmt.Errorf("%w: the handoff at index %d is to %q, not by claim code", ErrWrongReceiver, p.Index, p.To)
 		}
 		sum := ClaimHash(p.Salt, r.ClaimCode)
-		if _, used := s.claims[sum]; used {
+		if s.claims[sum] != (ItemID{}) {
 			return nil, fmt.Errorf("%w: for the handoff at index %d", ErrClaimUsed, p.Index)
 		}
 		if sum != p.Claim {

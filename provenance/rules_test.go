@@ -339,32 +339,3 @@ func withSignatureBytes(t testing.TB, leaf []byte, n int) []byte {
 	raw = append(raw, make([]byte, max(0, n-len(raw)))...)[:n]
 	return []byte(head + "\n\n\u2014 " + name + " " + base64.StdEncoding.EncodeToString(raw) + "\n")
 }
-
-// TestPrecheckDropsNothingOnTheHeap checks that a precheck, which only
-// reports, builds the item's next state and reads the signature without
-// heap objects it then drops: once the signature is verified, only what
-// the rules themselves make (a handoff's pending record, a dispute's) is
-// allocated.
-func TestPrecheckDropsNothingOnTheHeap(t *testing.T) {
-	f := newFixture(t)
-	base(f)
-	for _, tc := range []struct {
-		name string
-		leaf []byte
-		max  float64
-	}{
-		{"handoff", f.handoffLeaf("acme", itemX, Handoff{To: "swift"}), 1},
-		{"dispute", f.disputeLeaf("acme", f.key("acme"), itemX), 1},
-	} {
-		c, err := NewChecked(tc.leaf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := f.st.Precheck(c); err != nil {
-			t.Fatalf("%s: %v", tc.name, err)
-		}
-		if n := testing.AllocsPerRun(100, func() { _ = f.st.Precheck(c) }); n > tc.max {
-			t.Errorf("%s: a precheck of a verified event allocates %v times, want at most %v", tc.name, n, tc.max)
-		}
-	}
-}

@@ -35,11 +35,12 @@ type ServiceConfig struct {
 // A Service validates signed events, appends them to the log and keeps the
 // index derived from the log: every accepted event, applied in log order.
 //
-// Its work is in three files: submit.go, the write path (Submit parses,
+// Its work is in four files: submit.go, the write path (Submit parses,
 // verifies, checks the rules, appends and waits for the applier);
 // replay.go, the applier (it applies what the log gains, in log order,
-// and saves the index); item.go, the read path of history pages and
-// bundles.
+// and saves the index); index.go, how the index is read (the records
+// changed since the last save, over the Store); item.go, the read path of
+// history pages and bundles.
 //
 // Events for different items are checked and appended in parallel and
 // share the log's group commits; events for one item (or one actor's
@@ -48,6 +49,8 @@ type Service struct {
 	log    merkle.Log
 	store  Store
 	trust  Trust
+	opID   string
+	op     note.Verifier
 	logger *slog.Logger
 
 	saveEvery    int
@@ -56,16 +59,18 @@ type Service struct {
 
 	locks keyLocks // serialize events per item or actor
 
-	mu     sync.RWMutex
-	state  *State
-	events map[itemKey][]uint64 // accepted events per item, in log order
-	// actorEvents are the latest accepted events of each enrolled actor:
-	// those it signed and its enrollments and revocations, in log order.
-	actorEvents map[string][]uint64
-	refused     map[uint64]error // refusals found on replay
-	applied     uint64           // log positions [0, applied) are applied
-	dirty       delta            // changes since the last save
-	saveMu      sync.Mutex       // serializes saves
+	// mu guards what the applier changes: the records applied since the
+	// last save (and those read for checks since), with their event
+	// positions, the refusals since the last save, and the applied
+	// position. See index.go.
+	mu          sync.RWMutex
+	state       *State
+	events      map[itemKey][]uint64 // event positions of the items state holds
+	actorEvents map[string][]uint64  // latest event positions of the actors state holds
+	refused     map[uint64]error     // refusals since the last save
+	applied     uint64               // log positions [0, applied) are applied
+	dirty       delta                // changes since the last save
+	lastSave    time.Time
 
 	pendMu sync.Mutex
 	// pending are the leaves Submit checked, by leaf hash, until applied:
@@ -82,8 +87,7 @@ type Service struct {
 
 	views *viewCache // the latest ItemView of recently asked items
 
-	kick    chan struct{}
-	saveNow chan struct{}
+	kick chan struct{}
 	// ctx is the applier's: Close cancels it, so that a log read that
 	// hangs does not hold Close up.
 	ctx     context.Context
@@ -96,12 +100,11 @@ type Service struct {
 
 // delta collects what changed since the last save.
 type delta struct {
-	from        uint64
-	actors      map[string]bool
-	actorEvents map[string]bool
-	items       map[itemKey]ItemID
-	claims      []ClaimRecord
-	refused     []Refusal
+	from    uint64
+	actors  map[string]bool // record or events changed
+	items   map[itemKey]ItemID
+	claims  []ClaimRecord
+	refused []Refusal
 }
 
 // A Receipt is the answer to an accepted event: where it is in the log, and
@@ -118,7 +121,8 @@ type Receipt struct {
 }
 
 // NewService opens the index in cfg.Store, replays the log positions it
-// lacks, and starts applying new ones.
+// lacks, and starts applying new ones. It reads no more of the index than
+// those positions need.
 func NewService(ctx context.Context, cfg ServiceConfig) (*Service, error) {
 	if cfg.Log == nil || cfg.Store == nil {
 		return nil, errors.New("provenance: service needs a log and a store")
@@ -133,10 +137,17 @@ func NewService(ctx context.Context, cfg ServiceConfig) (*Service, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	applied, err := cfg.Store.Applied(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("provenance: open index: %w", err)
+	}
+	state.next = applied
 	s := &Service{
 		log:          cfg.Log,
 		store:        cfg.Store,
 		trust:        cfg.Trust,
+		opID:         state.opID,
+		op:           state.op,
 		logger:       cfg.Logger,
 		saveEvery:    cmpOr(cfg.SaveEvery, 8192),
 		saveInterval: cmpOr(cfg.SaveInterval, time.Second),
@@ -145,45 +156,28 @@ func NewService(ctx context.Context, cfg ServiceConfig) (*Service, error) {
 		events:       map[itemKey][]uint64{},
 		actorEvents:  map[string][]uint64{},
 		refused:      map[uint64]error{},
+		applied:      applied,
+		dirty:        newDelta(applied),
+		lastSave:     time.Now(),
 		waiters:      map[uint64][]chan struct{}{},
 		pending:      map[merkle.Hash]*Checked{},
 		views:        newViewCache(defaultViewCacheItems),
 		kick:         make(chan struct{}, 1),
-		saveNow:      make(chan struct{}, 1),
 		stop:         make(chan struct{}),
 		stopped:      make(chan struct{}),
 	}
-	snap, err := cfg.Store.Load(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("provenance: %w", err)
-	}
-	if err := s.state.restore(snap); err != nil {
-		return nil, fmt.Errorf("provenance: %w", err)
-	}
-	for _, it := range snap.Items {
-		s.events[it.State.ID.key()] = it.Events
-	}
-	for _, a := range snap.ActorEvents {
-		s.actorEvents[a.ID] = a.Events
-	}
-	for _, r := range snap.Refused {
-		s.refused[r.Index] = errors.New(r.Reason)
-	}
-	s.applied = snap.Applied
-	s.appliedPos.Store(s.applied)
-	s.dirty = newDelta(s.applied)
+	s.appliedPos.Store(applied)
+	// The applier outlives ctx, which only bounds the start.
+	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	// Catch up with the log before answering anyone.
 	if err := s.catchUp(ctx); err != nil {
 		return nil, fmt.Errorf("provenance: replay the log: %w", err)
 	}
-	// A failed save (a full disk) keeps the changes for the saver, which
-	// retries, as it does for every save: the index in memory is whole,
-	// and refusing to start would stop reads too.
+	// A failed save (a full disk) keeps the changes for the next one,
+	// as every save does; refusing to start would stop reads too.
 	if err := s.save(ctx); err != nil {
 		s.logger.Error("save index", "err", err)
 	}
-	// The applier outlives ctx, which only bounds the start.
-	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	go s.run()
 	return s, nil
 }
@@ -197,7 +191,7 @@ func cmpOr[T comparable](v, def T) T {
 }
 
 func newDelta(from uint64) delta {
-	return delta{from: from, actors: map[string]bool{}, actorEvents: map[string]bool{}, items: map[itemKey]ItemID{}}
+	return delta{from: from, actors: map[string]bool{}, items: map[itemKey]ItemID{}}
 }
 
 // Close stops applying new log positions and saves the index.
@@ -212,7 +206,8 @@ func (s *Service) Close() error {
 	s.cancel()
 	s.closeMu.Unlock()
 	<-s.stopped
-	// The applier's context is cancelled: the last save has its own.
+	// The applier has stopped, so this goroutine may save; the applier's
+	// context is cancelled, so the last save has its own.
 	return s.save(context.WithoutCancel(s.ctx))
 }
 
@@ -240,36 +235,89 @@ func (s *Service) Accepted(ctx context.Context, from uint64, limit int) (events 
 	if err != nil {
 		return nil, from, fmt.Errorf("accepted events from %d: %w", from, err)
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	opID, _ := s.state.Operator()
+	refused, err := s.refusedIn(ctx, from, to)
+	if err != nil {
+		return nil, from, fmt.Errorf("accepted events from %d: %w", from, err)
+	}
+	r := current{s}
 	for i, leaf := range leaves {
 		index := from + uint64(i)
-		if s.refused[index] != nil {
+		if refused[index] {
 			continue
 		}
 		e, err := ParseEvent(leaf)
 		if err != nil {
-			// Applied leaves parse; a refused one is in s.refused.
+			// Applied leaves parse; a leaf that does not is refused.
 			return nil, from, fmt.Errorf("accepted event %d: %w", index, err)
 		}
 		a := Applied{Index: index, LeafHash: merkle.LeafHash(leaf), Event: e}
-		switch as, ok := s.state.Actor(e.Actor); {
-		case e.Actor == opID:
+		switch {
+		case e.Actor == s.opID:
 			a.Role = RoleOperator
 		case e.Actor == BuyerID:
 			a.Role = RoleBuyer
-		case ok:
-			a.Role = as.Role
+		default:
+			as, _, err := r.actor(ctx, e.Actor)
+			if err != nil {
+				return nil, from, fmt.Errorf("accepted event %d: %w", index, err)
+			}
+			if as != nil {
+				a.Role = as.Role
+			}
 		}
 		if e.Kind == KindReceive {
-			if it, ok := s.state.Item(e.Item); ok && it.DeliveredAt == index && !it.Delivered.IsZero() {
+			it, _, err := r.item(ctx, e.Item)
+			if err != nil {
+				return nil, from, fmt.Errorf("accepted event %d: %w", index, err)
+			}
+			if it != nil && it.DeliveredAt == index && !it.Delivered.IsZero() {
 				a.Role = RoleBuyer
 			}
 		}
 		events = append(events, a)
 	}
 	return events, to, nil
+}
+
+// refusedIn returns the applied log positions in [from, to) that the rules
+// refused.
+func (s *Service) refusedIn(ctx context.Context, from, to uint64) (map[uint64]bool, error) {
+	saved, err := s.store.Refused(ctx, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("read refusals: %w", err)
+	}
+	out := map[uint64]bool{}
+	for _, r := range saved {
+		out[r.Index] = true
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for i := range s.refused {
+		if i >= from && i < to {
+			out[i] = true
+		}
+	}
+	return out, nil
+}
+
+// refusal returns why the rules refused the applied log position index,
+// or nil if they accepted it.
+func (s *Service) refusal(ctx context.Context, index uint64) (*RuleError, error) {
+	s.mu.RLock()
+	err := s.refused[index]
+	s.mu.RUnlock()
+	if err == nil {
+		saved, err := s.store.Refused(ctx, index, index+1)
+		if err != nil || len(saved) == 0 {
+			return nil, err
+		}
+		return &RuleError{Index: index, Err: errors.New(saved[0].Reason)}, nil
+	}
+	var re *RuleError
+	if errors.As(err, &re) {
+		return re, nil
+	}
+	return &RuleError{Index: index, Err: err}, nil
 }
 
 // WaitApplied waits until the log position index is applied (the Service
@@ -281,30 +329,28 @@ func (s *Service) WaitApplied(ctx context.Context, index uint64) error {
 
 // Actor returns an enrolled actor, or an error matching ErrNotFound.
 func (s *Service) Actor(ctx context.Context, id string) (ActorState, error) {
-	if err := ctx.Err(); err != nil {
+	a, _, err := current{s}.actor(ctx, id)
+	switch {
+	case err != nil:
 		return ActorState{}, err
-	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	a, ok := s.state.Actor(id)
-	if !ok {
+	case a == nil:
 		return ActorState{}, fmt.Errorf("%w: actor %q is not enrolled", ErrNotFound, id)
 	}
-	return a, nil
+	return *a, nil
 }
 
 // ActorEvents returns the latest accepted events (at most MaxActorEvents)
 // of an enrolled actor, newest first: those it signed, and its enrollments
 // and revocations. An unknown actor is an error matching ErrNotFound.
 func (s *Service) ActorEvents(ctx context.Context, id string) ([]HistoryEvent, error) {
-	s.mu.RLock()
-	a, ok := s.state.Actor(id)
-	indices := s.latestActorEvents(id)
-	opID, _ := s.state.Operator()
-	s.mu.RUnlock()
-	if !ok {
+	a, indices, err := current{s}.actor(ctx, id)
+	switch {
+	case err != nil:
+		return nil, err
+	case a == nil:
 		return nil, fmt.Errorf("%w: actor %q is not enrolled", ErrNotFound, id)
 	}
+	indices = indices[max(0, len(indices)-MaxActorEvents):]
 	out := make([]HistoryEvent, 0, len(indices))
 	for i := len(indices) - 1; i >= 0; i-- {
 		leaf, err := s.leaf(ctx, indices[i])
@@ -316,7 +362,7 @@ func (s *Service) ActorEvents(ctx context.Context, id string) ([]HistoryEvent, e
 			return nil, fmt.Errorf("events of %s: event %d: %w", id, indices[i], err)
 		}
 		he := HistoryEvent{Applied: Applied{Index: indices[i], LeafHash: merkle.LeafHash(leaf), Event: e, Role: a.Role}, ActorName: a.Name}
-		if e.Actor == opID {
+		if e.Actor == s.opID {
 			he.Role, he.ActorName = RoleOperator, ""
 		}
 		out = append(out, he)

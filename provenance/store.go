@@ -6,19 +6,35 @@ import (
 	"errors"
 )
 
-// A Store keeps the index derived from the log, so that a restart replays
-// only the log positions it has not seen. The Service holds the index in
-// memory and saves what changed in batches; a Store never decides anything
-// on its own, and everything in it can be rebuilt by replaying the log.
+// A Store keeps the index derived from the log: the records of actors,
+// items and used claims as the log positions [0, Applied) left them. The
+// Service reads it through, record by record, and saves what applying
+// more of the log changed in batches (Save), so that neither its memory
+// nor its restart time grows with the index. A Store never decides
+// anything on its own, and everything in it can be rebuilt by replaying
+// the log.
 //
-// Implementations: provenance/boltstore.
+// Reads of records not in the index return an error matching ErrNotFound.
+// Reads may run concurrently with each other and with Save; a read sees
+// the index before or after a Save, never part of one.
+//
+// Implementations: provenance/boltstore. The conformance suite is
+// provenance/storetest.
 type Store interface {
-	// Load returns the index as last saved: the empty snapshot (Applied 0)
-	// if nothing was ever saved.
-	Load(ctx context.Context) (Snapshot, error)
+	// Applied returns the log position the saved index has applied up to:
+	// 0 for an empty index.
+	Applied(ctx context.Context) (uint64, error)
+	// Actor returns an enrolled actor's record.
+	Actor(ctx context.Context, id string) (ActorRecord, error)
+	// Item returns an item's record.
+	Item(ctx context.Context, id ItemID) (ItemRecord, error)
+	// Claim returns the item whose buyer used a claim.
+	Claim(ctx context.Context, claim [sha256.Size]byte) (ItemID, error)
+	// Refused returns the refusals at log positions [from, to), in order.
+	Refused(ctx context.Context, from, to uint64) ([]Refusal, error)
 	// Save records, atomically, what applying the log positions
-	// [d.From, d.To) changed. It returns ErrStoreGap, and saves nothing,
-	// unless d.From is the Applied position of the last save.
+	// [d.From, d.To) changed. It returns an error matching ErrStoreGap, and
+	// saves nothing, unless d.From is the Applied position.
 	Save(ctx context.Context, d Delta) error
 	// Reset deletes the whole index, for a rebuild from the log.
 	Reset(ctx context.Context) error
@@ -28,16 +44,6 @@ type Store interface {
 // where the saved index ends.
 var ErrStoreGap = errors.New("index delta does not start where the index ends")
 
-// A Snapshot is the index after replaying the log positions [0, Applied).
-type Snapshot struct {
-	Applied     uint64
-	Actors      []ActorState
-	ActorEvents []ActorEvents
-	Items       []ItemRecord
-	Claims      []ClaimRecord
-	Refused     []Refusal
-}
-
 // An ItemRecord is an item's state and the log positions of its accepted
 // events, in log order.
 type ItemRecord struct {
@@ -45,11 +51,11 @@ type ItemRecord struct {
 	Events []uint64
 }
 
-// ActorEvents are the log positions of an enrolled actor's latest
-// accepted events (at most MaxActorEvents): those it signed, and its
-// enrollments and revocations, in log order.
-type ActorEvents struct {
-	ID     string
+// An ActorRecord is an enrolled actor's state and the log positions of its
+// latest accepted events (at most MaxActorEvents): those it signed, and
+// its enrollments and revocations, in log order.
+type ActorRecord struct {
+	State  ActorState
 	Events []uint64
 }
 
@@ -70,13 +76,12 @@ type Refusal struct {
 }
 
 // A Delta is what applying the log positions [From, To) changed: the new
-// versions of every actor and item that changed, the claims used and the
+// records of every actor and item that changed, the claims used and the
 // leaves refused.
 type Delta struct {
-	From, To    uint64
-	Actors      []ActorState
-	ActorEvents []ActorEvents // the new list of each actor whose list changed
-	Items       []ItemRecord
-	Claims      []ClaimRecord
-	Refused     []Refusal
+	From, To uint64
+	Actors   []ActorRecord
+	Items    []ItemRecord
+	Claims   []ClaimRecord
+	Refused  []Refusal
 }

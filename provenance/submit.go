@@ -47,22 +47,22 @@ func (s *Service) submitChecked(ctx context.Context, checked *Checked) (Receipt,
 	defer s.locks.lock(lockKey(e))()
 
 	leafHash := checked.LeafHash()
-	dup, isDup, checkedTo, err := s.precheck(checked)
-	if err != nil && !isDup && s.catchUpWithLog(ctx, checkedTo) {
+	dup, isDup, checkedTo, err := s.precheck(ctx, checked)
+	var re *RuleError
+	if errors.As(err, &re) && s.catchUpWithLog(ctx, checkedTo) {
 		// The index lagged the log (another replica of a shared log wrote
 		// to it): refuse only what the whole log refuses.
-		dup, isDup, _, err = s.precheck(checked)
+		dup, isDup, _, err = s.precheck(ctx, checked)
 	}
 	if isDup {
 		r, err := s.receipt(ctx, dup, leafHash)
 		r.Duplicate = true
 		return r, err
 	}
+	if errors.As(err, &re) {
+		re.NotLogged = true
+	}
 	if err != nil {
-		var re *RuleError
-		if errors.As(err, &re) {
-			re.NotLogged = true
-		}
 		return Receipt{}, err
 	}
 
@@ -90,13 +90,15 @@ func (s *Service) submitChecked(ctx context.Context, checked *Checked) (Receipt,
 	delete(s.pending, leafHash)
 	s.pendMu.Unlock()
 	if err != nil {
-		return Receipt{}, err
+		return Receipt{}, fmt.Errorf("wait for %s %d to be applied: %w", e.Kind, index, err)
 	}
-	s.mu.RLock()
-	refusal := s.refused[index]
-	s.mu.RUnlock()
-	if refusal != nil {
-		return Receipt{}, refusal
+	if checked.applied {
+		err = checked.outcome
+	} else if re, err = s.refusal(ctx, index); err == nil && re != nil {
+		err = re
+	}
+	if err != nil {
+		return Receipt{}, err
 	}
 	if proved.Proof != nil {
 		return Receipt{
@@ -125,32 +127,32 @@ func (s *Service) append(ctx context.Context, leaf []byte, leafHash merkle.Hash)
 	return merkle.Proved{Index: idx[0]}, nil
 }
 
-// precheck checks a parsed leaf against the index: whether it repeats an
-// accepted event (a retry), then its signature, under the key the rules
-// require, then the custody rules. The index it checked against had
-// applied the log positions [0, applied).
+// precheck checks a parsed leaf against the index as applied now:
+// whether it repeats an accepted event (a retry), then its signature,
+// under the key the rules require, then the custody rules. The index it
+// checked against had applied the log positions [0, applied). A refusal is
+// a *RuleError; any other error is a failure to read the index.
 //
-// The signature is verified outside s.mu, so that the CPU work of many
-// submitters never holds up the applier, which everyone waits for.
-func (s *Service) precheck(checked *Checked) (dup uint64, isDup bool, applied uint64, err error) {
-	s.mu.RLock()
-	applied = s.applied
-	dup, isDup = s.acceptedIndex(checked)
-	v, vkey, err := s.state.signerKey(checked)
-	s.mu.RUnlock()
-	if isDup {
+// The records the check reads are read first, and the check runs on them
+// alone: no lock is held while the index is read or the signature
+// verified.
+func (s *Service) precheck(ctx context.Context, c *Checked) (dup uint64, isDup bool, applied uint64, err error) {
+	st, applied, err := s.checkState(ctx, c.event)
+	if err != nil {
+		return 0, false, applied, fmt.Errorf("check %s: %w", c.event.Kind, err)
+	}
+	if dup, isDup = acceptedIndex(st, c); isDup {
 		return dup, true, applied, nil
 	}
+	v, vkey, err := st.signerKey(c)
 	if err == nil {
-		err = checked.verify(v, vkey)
+		err = c.verify(v, vkey)
 	}
 	if err != nil {
-		e := checked.Event()
+		e := c.event
 		return 0, false, applied, &RuleError{Kind: e.Kind, Item: e.Item, Actor: e.Actor, Err: err}
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return 0, false, s.applied, s.state.Precheck(checked)
+	return 0, false, applied, st.Precheck(c)
 }
 
 // catchUpWithLog applies the log up to its latest checkpoint, and reports
@@ -198,14 +200,14 @@ func lockKey(e Event) lockID {
 	return lockID{actor: e.Actor}
 }
 
-// acceptedIndex finds the accepted event c repeats, if it is a retry: the
-// item's latest event, or the latest enrollment or revocation of c's
-// subject. Called with s.mu held; it reads no log.
-func (s *Service) acceptedIndex(c *Checked) (uint64, bool) {
-	e := c.Event()
+// acceptedIndex finds in st the accepted event c repeats, if it is a
+// retry: the item's latest event, or the latest enrollment or revocation
+// of c's subject.
+func acceptedIndex(st *State, c *Checked) (uint64, bool) {
+	e := c.event
 	switch {
 	case e.Kind.IsItemEvent():
-		if it, ok := s.state.Item(e.Item); ok && it.Last == c.LeafHash() {
+		if it, ok := st.Item(e.Item); ok && it.Last == c.leafHash {
 			return it.LastIndex, true
 		}
 	case e.Enroll != nil || e.Revoke != nil:
@@ -215,8 +217,8 @@ func (s *Service) acceptedIndex(c *Checked) (uint64, bool) {
 		} else {
 			id = e.Revoke.ID
 		}
-		a, ok := s.state.Actor(id)
-		if !ok || a.Latest != c.LeafHash() {
+		a, ok := st.Actor(id)
+		if !ok || a.Latest != c.leafHash {
 			return 0, false
 		}
 		k := a.Keys[len(a.Keys)-1]

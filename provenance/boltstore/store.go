@@ -2,18 +2,25 @@
 // the embedded log (merkle/boltlog) or in a file of its own.
 //
 // Everything is kept under one top-level bucket, "provenance-index", as JSON
-// records: actors by id, each actor's latest events, items by Digital Link path, used claims by hash,
-// refused log positions by index, and the applied position. A Save is one
-// bbolt transaction, so the saved index is always the replay of some prefix
-// of the log; the Service replays the rest on open.
+// records: actors by id (state and latest events), items by Digital Link
+// path (state and events), used claims by hash, refused log positions by
+// index, and in "meta" the applied position and the layout's format. A Save
+// is one bbolt transaction, so the saved index is always the replay of
+// some prefix of the log; the Service replays the rest on open. The
+// Service reads it record by record: nothing is loaded whole.
+//
+// An index in another format (an older layout) is deleted when the Store
+// opens, so that the Service rebuilds it from the log.
 package boltstore
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/provtrail/provtrail/provenance"
 	"go.etcd.io/bbolt"
@@ -23,11 +30,13 @@ const (
 	rootBucket    = "provenance-index"
 	metaBucket    = "meta"
 	actorBucket   = "actors"
-	actorEvBucket = "actor-events"
 	itemBucket    = "items"
 	claimBucket   = "claims"
 	refusedBucket = "refused"
 	appliedKey    = "applied"
+	formatKey     = "format"
+	// format names the layout above; Open deletes an index in any other.
+	format = "2"
 )
 
 var _ provenance.Store = (*Store)(nil)
@@ -37,29 +46,42 @@ type Store struct {
 	db *bbolt.DB
 }
 
-// Open returns the index kept in db, creating its buckets on first use. The
-// caller owns db and closes it.
+// Open returns the index kept in db, creating its buckets on first use,
+// and deleting an index of another format. The caller owns db and closes
+// it.
 func Open(db *bbolt.DB) (*Store, error) {
 	if db == nil {
 		return nil, errors.New("boltstore: no database")
 	}
-	if err := db.Update(create); err != nil {
-		return nil, fmt.Errorf("boltstore: create buckets: %w", err)
+	err := db.Update(func(tx *bbolt.Tx) error {
+		if root := tx.Bucket([]byte(rootBucket)); root != nil {
+			meta := root.Bucket([]byte(metaBucket))
+			if meta != nil && string(meta.Get([]byte(formatKey))) == format {
+				return nil
+			}
+			if err := tx.DeleteBucket([]byte(rootBucket)); err != nil {
+				return err
+			}
+		}
+		return create(tx)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("boltstore: open index: %w", err)
 	}
 	return &Store{db: db}, nil
 }
 
 func create(tx *bbolt.Tx) error {
-	root, err := tx.CreateBucketIfNotExists([]byte(rootBucket))
+	root, err := tx.CreateBucket([]byte(rootBucket))
 	if err != nil {
 		return err
 	}
-	for _, name := range []string{metaBucket, actorBucket, actorEvBucket, itemBucket, claimBucket, refusedBucket} {
-		if _, err := root.CreateBucketIfNotExists([]byte(name)); err != nil {
+	for _, name := range []string{metaBucket, actorBucket, itemBucket, claimBucket, refusedBucket} {
+		if _, err := root.CreateBucket([]byte(name)); err != nil {
 			return err
 		}
 	}
-	return nil
+	return root.Bucket([]byte(metaBucket)).Put([]byte(formatKey), []byte(format))
 }
 
 func bucket(tx *bbolt.Tx, name string) *bbolt.Bucket {
@@ -76,72 +98,96 @@ func applied(tx *bbolt.Tx) uint64 {
 	return binary.BigEndian.Uint64(v)
 }
 
-// Load implements provenance.Store.
-func (s *Store) Load(ctx context.Context) (provenance.Snapshot, error) {
-	var snap provenance.Snapshot
+// Applied implements provenance.Store.
+func (s *Store) Applied(ctx context.Context) (uint64, error) {
 	if err := ctx.Err(); err != nil {
-		return snap, err
+		return 0, err
 	}
+	var at uint64
 	err := s.db.View(func(tx *bbolt.Tx) error {
-		snap.Applied = applied(tx)
-		if err := bucket(tx, actorBucket).ForEach(func(k, v []byte) error {
-			var a provenance.ActorState
-			if err := json.Unmarshal(v, &a); err != nil {
-				return fmt.Errorf("actor %q: %w", k, err)
-			}
-			snap.Actors = append(snap.Actors, a)
-			return nil
-		}); err != nil {
-			return err
+		at = applied(tx)
+		return nil
+	})
+	return at, err
+}
+
+// get decodes the JSON record at key in bucket b into v, or returns an
+// error matching provenance.ErrNotFound.
+func (s *Store) get(ctx context.Context, b string, key []byte, what string, v any) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.db.View(func(tx *bbolt.Tx) error {
+		data := bucket(tx, b).Get(key)
+		if data == nil {
+			return fmt.Errorf("%w: %s is not in the index", provenance.ErrNotFound, what)
 		}
-		if err := bucket(tx, actorEvBucket).ForEach(func(k, v []byte) error {
-			a := provenance.ActorEvents{ID: string(k)}
-			if err := json.Unmarshal(v, &a.Events); err != nil {
-				return fmt.Errorf("events of actor %q: %w", k, err)
-			}
-			snap.ActorEvents = append(snap.ActorEvents, a)
-			return nil
-		}); err != nil {
-			return err
+		if err := json.Unmarshal(data, v); err != nil {
+			return fmt.Errorf("%s in the index: %w", what, err)
 		}
-		if err := bucket(tx, itemBucket).ForEach(func(k, v []byte) error {
-			var it provenance.ItemRecord
-			if err := json.Unmarshal(v, &it); err != nil {
-				return fmt.Errorf("item %q: %w", k, err)
-			}
-			snap.Items = append(snap.Items, it)
-			return nil
-		}); err != nil {
-			return err
+		return nil
+	})
+}
+
+// Actor implements provenance.Store.
+func (s *Store) Actor(ctx context.Context, id string) (provenance.ActorRecord, error) {
+	var a provenance.ActorRecord
+	err := s.get(ctx, actorBucket, []byte(id), fmt.Sprintf("actor %q", id), &a)
+	return a, err
+}
+
+// Item implements provenance.Store.
+func (s *Store) Item(ctx context.Context, id provenance.ItemID) (provenance.ItemRecord, error) {
+	var it provenance.ItemRecord
+	err := s.get(ctx, itemBucket, []byte(id.String()), "item "+id.String(), &it)
+	return it, err
+}
+
+// Claim implements provenance.Store.
+func (s *Store) Claim(ctx context.Context, claim [sha256.Size]byte) (provenance.ItemID, error) {
+	if err := ctx.Err(); err != nil {
+		return provenance.ItemID{}, err
+	}
+	var v string
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		data := bucket(tx, claimBucket).Get(claim[:])
+		if data == nil {
+			return fmt.Errorf("%w: claim %x is not in the index", provenance.ErrNotFound, claim[:4])
 		}
-		if err := bucket(tx, claimBucket).ForEach(func(k, v []byte) error {
-			var c provenance.ClaimRecord
-			if len(k) != len(c.Claim) {
-				return fmt.Errorf("claim key %x is corrupt", k)
-			}
-			copy(c.Claim[:], k)
-			id, err := provenance.ParseItemID(string(v))
-			if err != nil {
-				return fmt.Errorf("claim %x: %w", k, err)
-			}
-			c.Item = id
-			snap.Claims = append(snap.Claims, c)
-			return nil
-		}); err != nil {
-			return err
-		}
-		return bucket(tx, refusedBucket).ForEach(func(k, v []byte) error {
+		v = string(data)
+		return nil
+	})
+	if err != nil {
+		return provenance.ItemID{}, err
+	}
+	id, err := provenance.ParseItemID(v)
+	if err != nil {
+		return provenance.ItemID{}, fmt.Errorf("claim %x in the index: %w", claim[:4], err)
+	}
+	return id, nil
+}
+
+// Refused implements provenance.Store.
+func (s *Store) Refused(ctx context.Context, from, to uint64) ([]provenance.Refusal, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var out []provenance.Refusal
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		c := bucket(tx, refusedBucket).Cursor()
+		for k, v := c.Seek(u64(from)); k != nil; k, v = c.Next() {
 			if len(k) != 8 {
 				return fmt.Errorf("refusal key %x is corrupt", k)
 			}
-			snap.Refused = append(snap.Refused, provenance.Refusal{Index: binary.BigEndian.Uint64(k), Reason: string(v)})
-			return nil
-		})
+			i := binary.BigEndian.Uint64(k)
+			if i >= to {
+				break
+			}
+			out = append(out, provenance.Refusal{Index: i, Reason: string(v)})
+		}
+		return nil
 	})
-	if err != nil {
-		return provenance.Snapshot{}, fmt.Errorf("load index: %w", err)
-	}
-	return snap, nil
+	return out, err
 }
 
 // Save implements provenance.Store.
@@ -158,16 +204,7 @@ func (s *Store) Save(ctx context.Context, d provenance.Delta) error {
 			if err != nil {
 				return err
 			}
-			if err := bucket(tx, actorBucket).Put([]byte(a.ID), v); err != nil {
-				return err
-			}
-		}
-		for _, a := range d.ActorEvents {
-			v, err := json.Marshal(a.Events)
-			if err != nil {
-				return err
-			}
-			if err := bucket(tx, actorEvBucket).Put([]byte(a.ID), v); err != nil {
+			if err := bucket(tx, actorBucket).Put([]byte(a.State.ID), v); err != nil {
 				return err
 			}
 		}
@@ -204,9 +241,30 @@ func (s *Store) Reset(ctx context.Context) error {
 		return err
 	}
 	return s.db.Update(func(tx *bbolt.Tx) error {
-		if err := tx.DeleteBucket([]byte(rootBucket)); err != nil && !errors.Is(err, bbolt.ErrBucketNotFound) {
+		if err := tx.DeleteBucket([]byte(rootBucket)); err != nil {
 			return err
 		}
 		return create(tx)
+	})
+}
+
+// Dump writes the whole index to w, one line a record in key order, each
+// bucket after the other: two indexes of the same log prefix dump alike.
+// It is for comparing an index with one rebuilt from the log.
+func (s *Store) Dump(ctx context.Context, w io.Writer) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.db.View(func(tx *bbolt.Tx) error {
+		for _, name := range []string{metaBucket, actorBucket, itemBucket, claimBucket, refusedBucket} {
+			err := bucket(tx, name).ForEach(func(k, v []byte) error {
+				_, err := fmt.Fprintf(w, "%s %x %s\n", name, k, v)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }

@@ -10,7 +10,6 @@ import (
 	"strconv"
 
 	"github.com/gin-gonic/gin"
-	"github.com/provtrail/provtrail/provenance"
 )
 
 // MaxBatch is the most events one POST /api/v1/events/batch carries.
@@ -131,9 +130,6 @@ func (s *Server) postBatch(c *gin.Context) {
 			}
 			rj := newReceiptJSON(r.Receipt)
 			res.Receipt = &rj
-		case errors.Is(r.Err, provenance.ErrNotAttempted):
-			res.Status = http.StatusFailedDependency
-			res.Error = &apiErrorBody{Code: "not_attempted", Message: r.Err.Error()}
 		default:
 			status, body, ra := s.errorOf(c, r.Err)
 			res.Status, res.Error = status, &body

@@ -77,25 +77,11 @@ type apiError struct {
 	// RetryAfter is the wait a 429 or 503 asked for (Retry-After); 0 if
 	// it did not.
 	RetryAfter time.Duration
-	err        error // the provenance sentinel Code names, if any
+	err        error // the provenance error Code stands for, if any
 }
 
 func (e *apiError) Error() string { return e.Message }
 func (e *apiError) Unwrap() error { return e.err }
-
-// sentinels maps provd's error codes to the provenance errors.
-var sentinels = map[string]error{
-	"not_found": provenance.ErrNotFound, "malformed_event": provenance.ErrMalformedEvent,
-	"bad_digital_link": provenance.ErrBadDigitalLink, "bad_signature": provenance.ErrBadSignature,
-	"not_custodian": provenance.ErrNotCustodian, "wrong_receiver": provenance.ErrWrongReceiver,
-	"wrong_role": provenance.ErrWrongRole, "revoked": provenance.ErrRevoked,
-	"key_not_valid": provenance.ErrKeyNotValid, "bad_claim": provenance.ErrBadClaim,
-	"not_party": provenance.ErrNotParty, "stale_prev": provenance.ErrStalePrev,
-	"already_registered": provenance.ErrAlreadyRegistered, "already_enrolled": provenance.ErrAlreadyEnrolled,
-	"claim_used": provenance.ErrClaimUsed, "disputed": provenance.ErrDisputed,
-	"not_disputed": provenance.ErrNotDisputed, "delivered": provenance.ErrDelivered,
-	"no_handoff": provenance.ErrNoHandoff,
-}
 
 // do sends a request and returns the body of a 2xx answer, or an error.
 func (b *httpBackend) do(ctx context.Context, method, path string, body []byte) (int, []byte, error) {
@@ -140,7 +126,7 @@ func (b *httpBackend) doAs(ctx context.Context, method, path, contentType string
 	if json.Unmarshal(out, &e) != nil || e.Error.Code == "" {
 		return 0, nil, fmt.Errorf("server %s: %s %s: %s (is this a provd?)", b.base, method, path, resp.Status)
 	}
-	ae := &apiError{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message, err: sentinels[e.Error.Code]}
+	ae := &apiError{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message, err: provenance.CodeError(e.Error.Code)}
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
 		ae.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}
@@ -317,13 +303,13 @@ func (b *httpBackend) SubmitBatch(ctx context.Context, leaves [][]byte) ([]prove
 				case res.Error == nil:
 					results[i].Err = fmt.Errorf("server %s: result %d of a batch: status %d without an error", b.base, k, res.Status)
 				default:
-					ae := &apiError{Status: res.Status, Code: res.Error.Code, Message: res.Error.Message, err: sentinels[res.Error.Code]}
+					ae := &apiError{Status: res.Status, Code: res.Error.Code, Message: res.Error.Message, err: provenance.CodeError(res.Error.Code)}
 					switch {
 					case res.Status == http.StatusTooManyRequests || res.Status == http.StatusServiceUnavailable:
 						again = append(again, i)
 						results[i].Err = ae
 						wait = time.Second // as an overloaded server asks
-					case res.Error.Code == "not_attempted":
+					case errors.Is(ae, provenance.ErrNotAttempted):
 						results[i].Err = fmt.Errorf("%w: %s", provenance.ErrNotAttempted, res.Error.Message)
 					case ae.err != nil && res.Status < 500:
 						results[i].Err = refused(leaves[i], ae)

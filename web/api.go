@@ -13,16 +13,8 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/provtrail/provtrail/merkle"
 	"github.com/provtrail/provtrail/provenance"
+	"github.com/provtrail/provtrail/web/api"
 )
-
-// receiptJSON is the answer to an accepted event.
-type receiptJSON struct {
-	Index      uint64      `json:"index"`
-	LeafHash   merkle.Hash `json:"leaf_hash"`
-	Checkpoint string      `json:"checkpoint"` // the signed checkpoint note
-	Proof      string      `json:"proof"`      // C2SP tlog-proof@v1 against it
-	Duplicate  bool        `json:"duplicate"`
-}
 
 // postEvent submits one signed event note, sent verbatim as the body.
 //
@@ -75,8 +67,8 @@ func (s *Server) postEvent(c *gin.Context) {
 }
 
 // newReceiptJSON is a receipt as both write routes answer it.
-func newReceiptJSON(r provenance.Receipt) receiptJSON {
-	return receiptJSON{Index: r.Index, LeafHash: r.LeafHash, Checkpoint: string(r.Checkpoint.Note),
+func newReceiptJSON(r provenance.Receipt) api.Receipt {
+	return api.Receipt{Index: r.Index, LeafHash: r.LeafHash, Checkpoint: string(r.Checkpoint.Note),
 		Proof: string(r.Proof), Duplicate: r.Duplicate}
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/provtrail/provtrail/merkle"
 	"github.com/provtrail/provtrail/provenance"
+	"github.com/provtrail/provtrail/web/api"
 )
 
 // errorStatus is the HTTP status of each refusal provenance names with an
@@ -81,16 +82,6 @@ func classify(err error) (status int, code string) {
 	return http.StatusInternalServerError, "internal"
 }
 
-// apiError is the JSON body of every API error.
-type apiError struct {
-	Error apiErrorBody `json:"error"`
-}
-
-type apiErrorBody struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
-
 // abortJSON answers err as a JSON error. Domain errors say what was wrong;
 // a full disk is logged in full and the client told to retry later;
 // anything else is logged in full and the client sees "internal error".
@@ -105,7 +96,7 @@ func (s *Server) abortJSON(c *gin.Context, err error) {
 // errorOf returns how err is answered: its status, the error body and the
 // Retry-After header, if it asks for one. It logs what the client is not
 // told: the cause of a full disk or of an internal error.
-func (s *Server) errorOf(c *gin.Context, err error) (status int, body apiErrorBody, retryAfter string) {
+func (s *Server) errorOf(c *gin.Context, err error) (status int, body api.Error, retryAfter string) {
 	status, code := classify(err)
 	msg := err.Error()
 	switch {
@@ -118,11 +109,11 @@ func (s *Server) errorOf(c *gin.Context, err error) (status int, body apiErrorBo
 		s.log.ErrorContext(c.Request.Context(), "internal error", "method", c.Request.Method, "path", c.Request.URL.Path, "err", err)
 		msg = "internal error"
 	}
-	return status, apiErrorBody{Code: code, Message: msg}, retryAfter
+	return status, api.Error{Code: code, Message: msg}, retryAfter
 }
 
 // jsonError answers a JSON error the server itself detected.
 func (s *Server) jsonError(c *gin.Context, status int, code, msg string) {
 	c.Header("Cache-Control", "no-store")
-	c.AbortWithStatusJSON(status, apiError{apiErrorBody{Code: code, Message: msg}})
+	c.AbortWithStatusJSON(status, api.ErrorResponse{Error: api.Error{Code: code, Message: msg}})
 }

@@ -1,12 +1,16 @@
 // Package api is the contract of provd's JSON API (docs/api.md) that the
 // server, package web, and its clients share: the write routes, the most
-// events a batch carries, and the bodies they exchange. Codes of refusals
+// events a batch carries, and the bodies of writes, of /keys and of an
+// actor. Codes of refusals
 // come from provenance (provenance.ErrorCode, provenance.CodeError).
 //
 // It imports neither gin nor the server, so a client links none of it.
 package api
 
-import "github.com/provtrail/provtrail/merkle"
+import (
+	"github.com/provtrail/provtrail/merkle"
+	"github.com/provtrail/provtrail/provenance"
+)
 
 // The write routes.
 const (
@@ -63,4 +67,31 @@ type BatchResponse struct {
 	Duplicates int           `json:"duplicates"` // in the log already (200)
 	Failed     int           `json:"failed"`     // refused, turned away or not attempted
 	Results    []BatchResult `json:"results"`    // one per event, in the request's order
+}
+
+// Keys is the body of /keys: what a verifier pins.
+type Keys struct {
+	Origin      string `json:"origin"`
+	LogKey      string `json:"log_key"`
+	OperatorKey string `json:"operator_key"`
+}
+
+// An Actor is the body of /api/v1/actors/{id}: an enrolled actor and
+// every key it held.
+type Actor struct {
+	ID      string          `json:"id"`
+	Role    provenance.Role `json:"role"`
+	Name    string          `json:"name"`
+	Key     string          `json:"key"`
+	Revoked bool            `json:"revoked"`
+	Keys    []KeyWindow     `json:"keys"`
+}
+
+// A KeyWindow is a key an actor held, from the log index of its
+// enrollment until its revocation.
+type KeyWindow struct {
+	Key     string  `json:"key"`
+	From    uint64  `json:"from"`
+	To      *uint64 `json:"to,omitempty"` // the revocation's index
+	Revoked bool    `json:"revoked"`
 }

@@ -13,8 +13,10 @@ import (
 	"github.com/provtrail/provtrail/web/api"
 )
 
-// maxBatchBody is the largest body POST /api/v1/events/batch reads: a
-// thousand events of about 1 KiB each, JSON-escaped, and room to spare.
+// maxBatchBody is the largest body POST /api/v1/events/batch reads: room
+// for a full batch (api.MaxBatch) of ordinary event notes, JSON-escaped,
+// and to spare. A batch of the largest notes is refused whole (413): send
+// fewer at once.
 const maxBatchBody = 4 << 20
 
 // batchWorkers is how many of a batch's items are submitted at once. Each

@@ -54,10 +54,10 @@ import (
 
 func main() {
 	if os.Getenv("GOGC") == "" {
-		// provload holds every event it signed ahead (a write load of
-		// 100,000 events is about 50 MB of leaves): at Go's default
-		// target the collector would rescan them often, taking CPU from
-		// the server it shares the machine with.
+		// provload holds every event it signed ahead, a heap that grows
+		// with -items and -hops and lives for the whole run: at Go's
+		// default target the collector would rescan it often, taking CPU
+		// from the server it shares the machine with.
 		debug.SetGCPercent(400)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

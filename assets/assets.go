@@ -2,17 +2,15 @@
 // the in-browser verifier, signer and scanner scripts with what they
 // vendor, and icons.
 //
-// The embed pattern is the whole directory, so it always matches (this
-// file is in it) and the package builds whether or not the scripts are
-// present yet. It also picks up files that are not for browsers (Go files,
-// tests, testdata); the web package serves only browser file types outside
-// testdata, never tests.
+// The embed patterns name what ships: the scripts, the stylesheet, the
+// icons and the vendor directory (the vendored scripts with their licence
+// and provenance notes). Go files, tests and testdata are not embedded.
+// The web package serves only browser file types from FS.
 package assets
 
 import "embed"
 
-// FS holds this directory's files: *.css, *.js, *.svg, icons and vendored
-// scripts, and whatever else lives here (see the package doc).
+// FS holds the files that ship: *.js, *.css, *.svg and vendor/.
 //
-//go:embed *
+//go:embed *.js *.css *.svg vendor
 var FS embed.FS

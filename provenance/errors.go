@@ -3,6 +3,8 @@ package provenance
 import (
 	"errors"
 	"fmt"
+
+	"github.com/provtrail/provtrail/merkle"
 )
 
 // Errors of the custody rules and of the event and bundle parsers. Callers
@@ -56,6 +58,76 @@ var (
 	// ErrBadBundle is matched by every *BundleError.
 	ErrBadBundle = errors.New("bad proof bundle")
 )
+
+// errorCodes names the refusals a request to the JSON API can meet (the
+// errors above, and the log's that reach a request through the Service)
+// with stable codes: provd answers a refusal with its code, and a client
+// of the API maps the code back to the error. This is the only place the
+// codes are spelled, so the server and its clients cannot disagree.
+// Entries are tested in order with errors.Is: ErrRevoked comes before
+// ErrKeyNotValid, which it matches too, and merkle.ErrInvalidLeaf after
+// ErrMalformedEvent, the error its code stands for. It is never modified.
+var errorCodes = [...]struct {
+	err  error
+	code string
+}{
+	{ErrMalformedEvent, "malformed_event"},
+	{merkle.ErrInvalidLeaf, "malformed_event"}, // a leaf the log refuses: empty or too large
+	{ErrBadDigitalLink, "bad_digital_link"},
+	{ErrBadSignature, "bad_signature"},
+	{merkle.ErrOutOfRange, "out_of_range"}, // a log position or size beyond the log
+	{ErrNotFound, "not_found"},
+	{ErrNotCustodian, "not_custodian"},
+	{ErrWrongReceiver, "wrong_receiver"},
+	{ErrWrongRole, "wrong_role"},
+	{ErrRevoked, "revoked"},
+	{ErrKeyNotValid, "key_not_valid"},
+	{ErrBadClaim, "bad_claim"},
+	{ErrNotParty, "not_party"},
+	{ErrStalePrev, "stale_prev"},
+	{ErrAlreadyRegistered, "already_registered"},
+	{ErrAlreadyEnrolled, "already_enrolled"},
+	{ErrClaimUsed, "claim_used"},
+	{ErrDisputed, "disputed"},
+	{ErrNotDisputed, "not_disputed"},
+	{ErrDelivered, "delivered"},
+	{ErrNoHandoff, "no_handoff"},
+	{ErrNotAttempted, "not_attempted"},
+}
+
+// ErrorCode returns the code of the first error of the table err matches,
+// or "" if it matches none: an error that is not a refusal of the request.
+func ErrorCode(err error) string {
+	for _, c := range errorCodes {
+		if errors.Is(err, c.err) {
+			return c.code
+		}
+	}
+	return ""
+}
+
+// CodeError returns the error code stands for, or nil if no error has
+// that code.
+func CodeError(code string) error {
+	for _, c := range errorCodes {
+		if c.code == code {
+			return c.err
+		}
+	}
+	return nil
+}
+
+// ErrorCodes returns every code ErrorCode may return, each once, in the
+// order it tests them.
+func ErrorCodes() []string {
+	var codes []string
+	for _, c := range errorCodes {
+		if CodeError(c.code) == c.err {
+			codes = append(codes, c.code)
+		}
+	}
+	return codes
+}
 
 // A RuleError reports an event refused by the custody rules, or not
 // parseable at all. It unwraps to the reason, one of the errors above.

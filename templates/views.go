@@ -22,8 +22,6 @@ type Page struct {
 	// Path is the request path without query, for the language switch
 	// links (?lang=en / ?lang=zh).
 	Path string
-	// Nonce is empty: pages load scripts from /assets only, never inline.
-
 	// Query is the request's query string without lang (URL-encoded, no
 	// "?"), kept by the language switch links.
 	Query string

@@ -13,16 +13,8 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/provtrail/provtrail/merkle"
 	"github.com/provtrail/provtrail/provenance"
+	"github.com/provtrail/provtrail/web/api"
 )
-
-// receiptJSON is the answer to an accepted event.
-type receiptJSON struct {
-	Index      uint64      `json:"index"`
-	LeafHash   merkle.Hash `json:"leaf_hash"`
-	Checkpoint string      `json:"checkpoint"` // the signed checkpoint note
-	Proof      string      `json:"proof"`      // C2SP tlog-proof@v1 against it
-	Duplicate  bool        `json:"duplicate"`
-}
 
 // postEvent submits one signed event note, sent verbatim as the body.
 //
@@ -75,8 +67,8 @@ func (s *Server) postEvent(c *gin.Context) {
 }
 
 // newReceiptJSON is a receipt as both write routes answer it.
-func newReceiptJSON(r provenance.Receipt) receiptJSON {
-	return receiptJSON{Index: r.Index, LeafHash: r.LeafHash, Checkpoint: string(r.Checkpoint.Note),
+func newReceiptJSON(r provenance.Receipt) api.Receipt {
+	return api.Receipt{Index: r.Index, LeafHash: r.LeafHash, Checkpoint: string(r.Checkpoint.Note),
 		Proof: string(r.Proof), Duplicate: r.Duplicate}
 }
 
@@ -139,7 +131,7 @@ type historyJSON struct {
 	LastIndex    uint64       `json:"last_index"`
 	Events       []eventJSON  `json:"events"`
 	Checkpoint   string       `json:"checkpoint"`
-	Keys         keysJSON     `json:"keys"`
+	Keys         api.Keys     `json:"keys"`
 }
 
 type pendingJSON struct {
@@ -167,12 +159,6 @@ type eventJSON struct {
 	Detail    string          `json:"detail,omitempty"`
 }
 
-type keysJSON struct {
-	Origin      string `json:"origin"`
-	LogKey      string `json:"log_key"`
-	OperatorKey string `json:"operator_key"`
-}
-
 func (s *Server) itemJSON(c *gin.Context) {
 	id, err := itemParam(c)
 	if err != nil {
@@ -190,7 +176,7 @@ func (s *Server) itemJSON(c *gin.Context) {
 		Product: st.Product, Lot: st.Lot, Description: st.Description,
 		Status: string(st.Status), Custodian: st.Custodian, RegisteredBy: st.RegisteredBy,
 		Last: st.Last, LastIndex: st.LastIndex, Events: []eventJSON{},
-		Checkpoint: string(v.Checkpoint.Note), Keys: keysJSON(keysInfo(s.cfg.Service.Trust())),
+		Checkpoint: string(v.Checkpoint.Note), Keys: api.Keys(keysInfo(s.cfg.Service.Trust())),
 	}
 	if p := st.Pending; p != nil {
 		h.Pending = &pendingJSON{Index: p.Index, To: p.To, Claim: p.To == ""}
@@ -261,23 +247,6 @@ func (s *Server) epcisJSON(c *gin.Context) {
 	s.epcis(c, id)
 }
 
-// actorJSONBody is an enrolled actor and every key it held.
-type actorJSONBody struct {
-	ID      string          `json:"id"`
-	Role    provenance.Role `json:"role"`
-	Name    string          `json:"name"`
-	Key     string          `json:"key"`
-	Revoked bool            `json:"revoked"`
-	Keys    []keyWindowJSON `json:"keys"`
-}
-
-type keyWindowJSON struct {
-	Key     string  `json:"key"`
-	From    uint64  `json:"from"`
-	To      *uint64 `json:"to,omitempty"` // the revocation's index
-	Revoked bool    `json:"revoked"`
-}
-
 func (s *Server) actorJSON(c *gin.Context) {
 	id := c.Param("id")
 	if err := provenance.CheckActorID(id); err != nil {
@@ -289,9 +258,9 @@ func (s *Server) actorJSON(c *gin.Context) {
 		s.abortJSON(c, fmt.Errorf("actor %s: %w", id, err))
 		return
 	}
-	body := actorJSONBody{ID: a.ID, Role: a.Role, Name: a.Name, Key: a.Key, Revoked: a.Revoked, Keys: []keyWindowJSON{}}
+	body := api.Actor{ID: a.ID, Role: a.Role, Name: a.Name, Key: a.Key, Revoked: a.Revoked, Keys: []api.KeyWindow{}}
 	for _, k := range a.Keys {
-		kw := keyWindowJSON{Key: k.Key, From: k.From, Revoked: k.Revoked}
+		kw := api.KeyWindow{Key: k.Key, From: k.From, Revoked: k.Revoked}
 		if k.Revoked {
 			to := k.To
 			kw.To = &to
@@ -318,7 +287,7 @@ func (s *Server) checkpoint(c *gin.Context) {
 // keys serves what verifiers pin.
 func (s *Server) keys(c *gin.Context) {
 	c.Header("Cache-Control", "public, max-age=3600")
-	c.JSON(http.StatusOK, keysJSON(keysInfo(s.cfg.Service.Trust())))
+	c.JSON(http.StatusOK, api.Keys(keysInfo(s.cfg.Service.Trust())))
 }
 
 // healthz answers ok when the log answers a checkpoint.

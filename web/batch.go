@@ -10,41 +10,19 @@ import (
 	"strconv"
 
 	"github.com/gin-gonic/gin"
-	"github.com/provtrail/provtrail/provenance"
+	"github.com/provtrail/provtrail/web/api"
 )
 
-// MaxBatch is the most events one POST /api/v1/events/batch carries.
-const MaxBatch = 1000
-
-// maxBatchBody is the largest body POST /api/v1/events/batch reads: a
-// thousand events of about 1 KiB each, JSON-escaped, and room to spare.
+// maxBatchBody is the largest body POST /api/v1/events/batch reads: room
+// for a full batch (api.MaxBatch) of ordinary event notes, JSON-escaped,
+// and to spare. A batch of the largest notes is refused whole (413): send
+// fewer at once.
 const maxBatchBody = 4 << 20
 
 // batchWorkers is how many of a batch's items are submitted at once. Each
 // event still takes a write slot (WriteLimits) while it is checked and
 // appended, as a single POST does.
 const batchWorkers = 256
-
-// batchRequest is the body of POST /api/v1/events/batch: signed event
-// notes, each the exact text POST /api/v1/events takes.
-type batchRequest struct {
-	Events []string `json:"events"`
-}
-
-// batchResult is what became of one event of a batch: the status and body
-// POST /api/v1/events would have answered for it alone.
-type batchResult struct {
-	Status  int           `json:"status"`
-	Receipt *receiptJSON  `json:"receipt,omitempty"`
-	Error   *apiErrorBody `json:"error,omitempty"`
-}
-
-type batchResponse struct {
-	Accepted   int           `json:"accepted"`   // appended now (201)
-	Duplicates int           `json:"duplicates"` // in the log already (200)
-	Failed     int           `json:"failed"`     // refused, turned away or not attempted
-	Results    []batchResult `json:"results"`    // one per event, in the request's order
-}
 
 // postBatch submits a batch of signed events: a manufacturer registering a
 // production run, a courier's app sending what it scanned offline. Each
@@ -74,7 +52,7 @@ func (s *Server) postBatch(c *gin.Context) {
 	if !ok {
 		return
 	}
-	var req batchRequest
+	var req api.BatchRequest
 	if err := decodeBatch(body, &req); err != nil {
 		s.metrics.events.WithLabelValues("bad_request").Inc()
 		s.jsonError(c, http.StatusBadRequest, "bad_request",
@@ -84,11 +62,11 @@ func (s *Server) postBatch(c *gin.Context) {
 	switch n := len(req.Events); {
 	case n == 0:
 		s.metrics.events.WithLabelValues("bad_request").Inc()
-		s.jsonError(c, http.StatusBadRequest, "bad_request", fmt.Sprintf("a batch holds 1 to %d events; this one has none", MaxBatch))
+		s.jsonError(c, http.StatusBadRequest, "bad_request", fmt.Sprintf("a batch holds 1 to %d events; this one has none", api.MaxBatch))
 		return
-	case n > MaxBatch:
+	case n > api.MaxBatch:
 		s.metrics.events.WithLabelValues("too_large").Inc()
-		s.jsonError(c, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("a batch holds at most %d events; this one has %d", MaxBatch, n))
+		s.jsonError(c, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("a batch holds at most %d events; this one has %d", api.MaxBatch, n))
 		return
 	}
 	if s.clients != nil {
@@ -107,13 +85,13 @@ func (s *Server) postBatch(c *gin.Context) {
 
 	// Events too large for POST /api/v1/events are refused here alike;
 	// the others go to the Service.
-	results := make([]batchResult, len(req.Events))
+	results := make([]api.BatchResult, len(req.Events))
 	var leaves [][]byte
 	var at []int // position in the batch of each of leaves
 	for i, ev := range req.Events {
 		if len(ev) > maxEventBody {
-			results[i] = batchResult{Status: http.StatusRequestEntityTooLarge,
-				Error: &apiErrorBody{Code: "too_large", Message: fmt.Sprintf("an event note is at most %d bytes", maxEventBody)}}
+			results[i] = api.BatchResult{Status: http.StatusRequestEntityTooLarge,
+				Error: &api.Error{Code: "too_large", Message: fmt.Sprintf("an event note is at most %d bytes", maxEventBody)}}
 			continue
 		}
 		leaves = append(leaves, []byte(ev))
@@ -131,9 +109,6 @@ func (s *Server) postBatch(c *gin.Context) {
 			}
 			rj := newReceiptJSON(r.Receipt)
 			res.Receipt = &rj
-		case errors.Is(r.Err, provenance.ErrNotAttempted):
-			res.Status = http.StatusFailedDependency
-			res.Error = &apiErrorBody{Code: "not_attempted", Message: r.Err.Error()}
 		default:
 			status, body, ra := s.errorOf(c, r.Err)
 			res.Status, res.Error = status, &body
@@ -142,7 +117,7 @@ func (s *Server) postBatch(c *gin.Context) {
 			}
 		}
 	}
-	resp := batchResponse{Results: results}
+	resp := api.BatchResponse{Results: results}
 	for _, r := range results {
 		outcome := "accepted"
 		switch {
@@ -168,7 +143,7 @@ func (s *Server) postBatch(c *gin.Context) {
 
 // decodeBatch decodes a batch body strictly: one JSON object with the
 // events field only, and nothing after it.
-func decodeBatch(body []byte, req *batchRequest) error {
+func decodeBatch(body []byte, req *api.BatchRequest) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(req); err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/provtrail/provtrail/merkle"
 	"github.com/provtrail/provtrail/provenance"
 	"github.com/provtrail/provtrail/web"
+	"github.com/provtrail/provtrail/web/api"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -203,7 +204,7 @@ func TestBatchBadRequests(t *testing.T) {
 	e := newEnv(t, true)
 	e.enroll("maker", provenance.RoleManufacturer, "Maker")
 	leaf := e.registerLeaf("maker", mustItem(t, gtin, "BADBATCH"), "P", "Shenzhen")
-	many := make([][]byte, web.MaxBatch+1)
+	many := make([][]byte, api.MaxBatch+1)
 	for i := range many {
 		many[i] = leaf
 	}

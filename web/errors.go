@@ -9,40 +9,34 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/provtrail/provtrail/merkle"
 	"github.com/provtrail/provtrail/provenance"
+	"github.com/provtrail/provtrail/web/api"
 )
 
-// An errorClass is how one domain error is answered over HTTP.
-type errorClass struct {
-	err    error
-	status int
-	code   string
-}
-
-// errorClasses maps domain errors to status codes and error codes, tested
-// in order with errors.Is (ErrRevoked before ErrKeyNotValid, which it
-// matches too). It is never modified.
-var errorClasses = []errorClass{
-	{provenance.ErrMalformedEvent, http.StatusBadRequest, "malformed_event"},
-	{provenance.ErrBadDigitalLink, http.StatusBadRequest, "bad_digital_link"},
-	{provenance.ErrBadSignature, http.StatusBadRequest, "bad_signature"},
-	{merkle.ErrInvalidLeaf, http.StatusBadRequest, "malformed_event"},
-	{merkle.ErrOutOfRange, http.StatusBadRequest, "out_of_range"},
-	{provenance.ErrNotFound, http.StatusNotFound, "not_found"},
-	{provenance.ErrNotCustodian, http.StatusForbidden, "not_custodian"},
-	{provenance.ErrWrongReceiver, http.StatusForbidden, "wrong_receiver"},
-	{provenance.ErrWrongRole, http.StatusForbidden, "wrong_role"},
-	{provenance.ErrRevoked, http.StatusForbidden, "revoked"},
-	{provenance.ErrKeyNotValid, http.StatusForbidden, "key_not_valid"},
-	{provenance.ErrBadClaim, http.StatusForbidden, "bad_claim"},
-	{provenance.ErrNotParty, http.StatusForbidden, "not_party"},
-	{provenance.ErrStalePrev, http.StatusConflict, "stale_prev"},
-	{provenance.ErrAlreadyRegistered, http.StatusConflict, "already_registered"},
-	{provenance.ErrAlreadyEnrolled, http.StatusConflict, "already_enrolled"},
-	{provenance.ErrClaimUsed, http.StatusConflict, "claim_used"},
-	{provenance.ErrDisputed, http.StatusConflict, "disputed"},
-	{provenance.ErrNotDisputed, http.StatusConflict, "not_disputed"},
-	{provenance.ErrDelivered, http.StatusConflict, "delivered"},
-	{provenance.ErrNoHandoff, http.StatusConflict, "no_handoff"},
+// errorStatus is the HTTP status of each refusal provenance names with an
+// error code (provenance.ErrorCode; its table says which error a code
+// stands for). It is never modified.
+var errorStatus = map[error]int{
+	provenance.ErrMalformedEvent:    http.StatusBadRequest,
+	provenance.ErrBadDigitalLink:    http.StatusBadRequest,
+	provenance.ErrBadSignature:      http.StatusBadRequest,
+	merkle.ErrOutOfRange:            http.StatusBadRequest,
+	provenance.ErrNotFound:          http.StatusNotFound,
+	provenance.ErrNotCustodian:      http.StatusForbidden,
+	provenance.ErrWrongReceiver:     http.StatusForbidden,
+	provenance.ErrWrongRole:         http.StatusForbidden,
+	provenance.ErrRevoked:           http.StatusForbidden,
+	provenance.ErrKeyNotValid:       http.StatusForbidden,
+	provenance.ErrBadClaim:          http.StatusForbidden,
+	provenance.ErrNotParty:          http.StatusForbidden,
+	provenance.ErrStalePrev:         http.StatusConflict,
+	provenance.ErrAlreadyRegistered: http.StatusConflict,
+	provenance.ErrAlreadyEnrolled:   http.StatusConflict,
+	provenance.ErrClaimUsed:         http.StatusConflict,
+	provenance.ErrDisputed:          http.StatusConflict,
+	provenance.ErrNotDisputed:       http.StatusConflict,
+	provenance.ErrDelivered:         http.StatusConflict,
+	provenance.ErrNoHandoff:         http.StatusConflict,
+	provenance.ErrNotAttempted:      http.StatusFailedDependency, // in a batch's results only
 }
 
 // storageFull are the errors of a write that found no room: a full disk,
@@ -62,8 +56,8 @@ const statusClientClosed = 499
 // classify returns the status and error code for err. Storage full is
 // 503, "storage_full", as is no write slot free in time, "overloaded"; a
 // client gone while its request was handled is
-// 499, "client_closed". An error that is no known domain error is
-// internal: 500, "internal".
+// 499, "client_closed". A refusal has provenance's code and the status
+// errorStatus gives it. Any other error is internal: 500, "internal".
 func classify(err error) (status int, code string) {
 	if errors.Is(err, context.Canceled) {
 		return statusClientClosed, "client_closed"
@@ -80,22 +74,12 @@ func classify(err error) (status int, code string) {
 			return http.StatusServiceUnavailable, "storage_full"
 		}
 	}
-	for _, c := range errorClasses {
-		if errors.Is(err, c.err) {
-			return c.status, c.code
+	if code := provenance.ErrorCode(err); code != "" {
+		if status, ok := errorStatus[provenance.CodeError(code)]; ok {
+			return status, code
 		}
 	}
 	return http.StatusInternalServerError, "internal"
-}
-
-// apiError is the JSON body of every API error.
-type apiError struct {
-	Error apiErrorBody `json:"error"`
-}
-
-type apiErrorBody struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
 }
 
 // abortJSON answers err as a JSON error. Domain errors say what was wrong;
@@ -112,7 +96,7 @@ func (s *Server) abortJSON(c *gin.Context, err error) {
 // errorOf returns how err is answered: its status, the error body and the
 // Retry-After header, if it asks for one. It logs what the client is not
 // told: the cause of a full disk or of an internal error.
-func (s *Server) errorOf(c *gin.Context, err error) (status int, body apiErrorBody, retryAfter string) {
+func (s *Server) errorOf(c *gin.Context, err error) (status int, body api.Error, retryAfter string) {
 	status, code := classify(err)
 	msg := err.Error()
 	switch {
@@ -125,11 +109,11 @@ func (s *Server) errorOf(c *gin.Context, err error) (status int, body apiErrorBo
 		s.log.ErrorContext(c.Request.Context(), "internal error", "method", c.Request.Method, "path", c.Request.URL.Path, "err", err)
 		msg = "internal error"
 	}
-	return status, apiErrorBody{Code: code, Message: msg}, retryAfter
+	return status, api.Error{Code: code, Message: msg}, retryAfter
 }
 
 // jsonError answers a JSON error the server itself detected.
 func (s *Server) jsonError(c *gin.Context, status int, code, msg string) {
 	c.Header("Cache-Control", "no-store")
-	c.AbortWithStatusJSON(status, apiError{apiErrorBody{Code: code, Message: msg}})
+	c.AbortWithStatusJSON(status, api.ErrorResponse{Error: api.Error{Code: code, Message: msg}})
 }

@@ -10,14 +10,16 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/provtrail/provtrail/provenance"
 	"github.com/provtrail/provtrail/templates"
-	qrcode "github.com/skip2/go-qrcode"
 	"golang.org/x/mod/sumdb/note"
 )
 
 // Signed labels (GS1 AI 8030, see provenance/label.go): the QR route
 // encodes a label signature only after checking it, and the history page
 // opened with ?8030= says whether the label's signature is the
-// manufacturer's. Requests without ?8030= go to the plain handlers.
+// manufacturer's. Requests without ?8030= go to the plain handlers; those
+// with it go through the same steps (resolvedItem, pageItem and
+// historyPage in resolver.go; qrItem and writeQR in qr.go), with the
+// label check between them.
 
 // labelParam returns the ?8030= value and whether the query has one; more
 // than one is an error.
@@ -75,20 +77,12 @@ func (s *Server) resolveLabeled(c *gin.Context) {
 		s.resolve(c)
 		return
 	}
-	raw := c.Request.URL.EscapedPath()
-	id, err := parseItemPath(raw)
-	if err != nil || raw != id.DigitalLink("") {
-		s.resolve(c) // the problem page, or the redirect to the canonical path
+	id, ok := s.resolvedItem(c)
+	if !ok {
 		return
 	}
-	ctx := c.Request.Context()
-	iv, err := s.cfg.Service.Item(ctx, id)
-	if errors.Is(err, provenance.ErrNotFound) {
-		s.problemPage(c, http.StatusNotFound, id.DigitalLink(s.cfg.BaseURL), "")
-		return
-	}
-	if err != nil {
-		s.internalPage(c, fmt.Errorf("history page of %s: %w", id, err))
+	iv, ok := s.pageItem(c, id)
+	if !ok {
 		return
 	}
 	p := s.page(c, "title.history")
@@ -104,22 +98,13 @@ func (s *Server) resolveLabeled(c *gin.Context) {
 		status = http.StatusBadRequest
 		lc = &templates.LabelCheck{Signature: sig, Reason: templates.Tf(p.Lang, "label.bad.form", strings.TrimPrefix(perr.Error(), "bad label signature: "))}
 	default:
-		if lc, err = s.checkLabel(ctx, iv, sig); err != nil {
+		var err error
+		if lc, err = s.checkLabel(c.Request.Context(), iv, sig); err != nil {
 			s.internalPage(c, err)
 			return
 		}
 	}
-	var scans uint64
-	if s.cfg.Scans != nil {
-		if scans, err = s.cfg.Scans.Scan(ctx, id); err != nil {
-			s.log.WarnContext(ctx, "count scan", "item", id.String(), "err", err)
-		}
-	}
-	s.metrics.scans.Inc()
-	s.metrics.proofs.WithLabelValues("history").Inc()
-	hv := s.historyView(p, iv, scans)
-	hv.Label = lc
-	s.render(c, status, "history", templates.HistoryPage(hv))
+	s.historyPage(c, status, p, iv, lc)
 }
 
 // qrLabeled answers the QR code of an item's Digital Link with its label
@@ -136,19 +121,8 @@ func (s *Server) qrLabeled(c *gin.Context) {
 		s.jsonError(c, http.StatusBadRequest, "bad_label", multi.Error())
 		return
 	}
-	file := c.Param("file")
-	format := "png"
-	serial, ok := strings.CutSuffix(file, ".png")
+	id, format, ok := s.qrItem(c)
 	if !ok {
-		if serial, ok = strings.CutSuffix(file, ".svg"); !ok {
-			s.jsonError(c, http.StatusBadRequest, "bad_request", "the file must be {serial}.png or {serial}.svg")
-			return
-		}
-		format = "svg"
-	}
-	id, err := provenance.NewItemID(c.Param("gtin"), serial)
-	if err != nil {
-		s.abortJSON(c, err)
 		return
 	}
 	if _, err := provenance.ParseLabelSignature(sig); err != nil {
@@ -170,22 +144,7 @@ func (s *Server) qrLabeled(c *gin.Context) {
 			fmt.Sprintf("the label signature does not verify against the enrolled key of %s, the item's manufacturer: %s", iv.State.RegisteredBy, lc.Reason))
 		return
 	}
-	q, err := qrcode.New(provenance.LabelLink(id, s.cfg.BaseURL, sig), qrcode.Medium)
-	if err != nil {
-		s.abortJSON(c, fmt.Errorf("qr of %s: %w", id, err))
-		return
-	}
 	// A key revocation does not change a signature's bytes, but it may
 	// change whether the server would encode it: cache for a day only.
-	c.Header("Cache-Control", "public, max-age=86400")
-	if format == "svg" {
-		c.Data(http.StatusOK, "image/svg+xml", qrSVG(q.Bitmap()))
-		return
-	}
-	png, err := q.PNG(-qrPixelsPerModule)
-	if err != nil {
-		s.abortJSON(c, fmt.Errorf("qr of %s: %w", id, err))
-		return
-	}
-	c.Data(http.StatusOK, "image/png", png)
+	s.writeQR(c, id, provenance.LabelLink(id, s.cfg.BaseURL, sig), format, "public, max-age=86400")
 }

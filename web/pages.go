@@ -116,10 +116,10 @@ func (s *Server) actorPage(c *gin.Context) {
 	s.render(c, http.StatusOK, "actor", templates.ActorPage(v))
 }
 
-// A bufferPool recycles the buffers pages are rendered into (see render).
-// A history page is about 40 KB; growing a new buffer to that size for
-// every request was more than half of what a page allocated. Its zero
-// value is ready to use.
+// A bufferPool recycles the buffers pages are rendered into (see render),
+// so that a request reuses a buffer already grown to a page's size
+// instead of growing a new one, the largest of a page's allocations. Its
+// zero value is ready to use.
 type bufferPool struct{ pool sync.Pool }
 
 // maxPooledBuffer bounds the buffers kept: a larger one (a sheet of many

@@ -23,8 +23,24 @@ const maxLabels = 100
 // as PNG or SVG. Codes are made for registered items only, so the server
 // never hands out a label for a code it cannot vouch for.
 func (s *Server) qr(c *gin.Context) {
+	id, format, ok := s.qrItem(c)
+	if !ok {
+		return
+	}
+	if _, err := s.cfg.Service.Item(c.Request.Context(), id); err != nil {
+		s.abortJSON(c, fmt.Errorf("qr of %s: %w", id, err))
+		return
+	}
+	// The content depends only on the URL and the base URL.
+	s.writeQR(c, id, id.DigitalLink(s.cfg.BaseURL), format, "public, max-age=31536000, immutable")
+}
+
+// qrItem returns the item a QR route names and the image format its file
+// asks for, "png" or "svg". A bad file name or item is answered with a
+// JSON 400; then it returns false.
+func (s *Server) qrItem(c *gin.Context) (id provenance.ItemID, format string, ok bool) {
 	file := c.Param("file")
-	serial, format := "", ""
+	serial := ""
 	switch {
 	case strings.HasSuffix(file, ".png"):
 		serial, format = strings.TrimSuffix(file, ".png"), "png"
@@ -32,24 +48,25 @@ func (s *Server) qr(c *gin.Context) {
 		serial, format = strings.TrimSuffix(file, ".svg"), "svg"
 	default:
 		s.jsonError(c, http.StatusBadRequest, "bad_request", "the file must be {serial}.png or {serial}.svg")
-		return
+		return provenance.ItemID{}, "", false
 	}
 	id, err := provenance.NewItemID(c.Param("gtin"), serial)
 	if err != nil {
 		s.abortJSON(c, err)
-		return
+		return provenance.ItemID{}, "", false
 	}
-	if _, err := s.cfg.Service.Item(c.Request.Context(), id); err != nil {
-		s.abortJSON(c, fmt.Errorf("qr of %s: %w", id, err))
-		return
-	}
-	q, err := qrcode.New(id.DigitalLink(s.cfg.BaseURL), qrcode.Medium)
+	return id, format, true
+}
+
+// writeQR answers the QR code of link, the Digital Link of id, as format
+// ("png" or "svg"), with cacheControl.
+func (s *Server) writeQR(c *gin.Context, id provenance.ItemID, link, format, cacheControl string) {
+	q, err := qrcode.New(link, qrcode.Medium)
 	if err != nil {
 		s.abortJSON(c, fmt.Errorf("qr of %s: %w", id, err))
 		return
 	}
-	// The content depends only on the URL and the base URL.
-	c.Header("Cache-Control", "public, max-age=31536000, immutable")
+	c.Header("Cache-Control", cacheControl)
 	if format == "svg" {
 		c.Data(http.StatusOK, "image/svg+xml", qrSVG(q.Bitmap()))
 		return

@@ -47,18 +47,8 @@ func badLinkReason(err error) string {
 // resolve is the GS1 Digital Link resolver: the history page, the EPCIS
 // export or the linkset of one item.
 func (s *Server) resolve(c *gin.Context) {
-	raw := c.Request.URL.EscapedPath()
-	id, err := parseItemPath(raw)
-	if err != nil {
-		s.problemPage(c, http.StatusBadRequest, unescapeForShow(raw), badLinkReason(err))
-		return
-	}
-	if canon := id.DigitalLink(""); raw != canon {
-		if q := c.Request.URL.RawQuery; q != "" {
-			canon += "?" + q
-		}
-		c.Header("Cache-Control", "public, max-age=86400")
-		c.Redirect(http.StatusMovedPermanently, canon)
+	id, ok := s.resolvedItem(c)
+	if !ok {
 		return
 	}
 	switch wants(c) {
@@ -69,6 +59,27 @@ func (s *Server) resolve(c *gin.Context) {
 	default:
 		s.history(c, id)
 	}
+}
+
+// resolvedItem returns the item a resolver request names. A path that is
+// no Digital Link is answered with the problem page, and one that is not
+// the canonical path with a redirect to it; then it returns false.
+func (s *Server) resolvedItem(c *gin.Context) (provenance.ItemID, bool) {
+	raw := c.Request.URL.EscapedPath()
+	id, err := parseItemPath(raw)
+	if err != nil {
+		s.problemPage(c, http.StatusBadRequest, unescapeForShow(raw), badLinkReason(err))
+		return provenance.ItemID{}, false
+	}
+	if canon := id.DigitalLink(""); raw != canon {
+		if q := c.Request.URL.RawQuery; q != "" {
+			canon += "?" + q
+		}
+		c.Header("Cache-Control", "public, max-age=86400")
+		c.Redirect(http.StatusMovedPermanently, canon)
+		return provenance.ItemID{}, false
+	}
+	return id, true
 }
 
 // wants names the representation a resolver request asks for: linkType
@@ -95,26 +106,46 @@ func wants(c *gin.Context) string {
 
 // history renders the history page and counts the scan.
 func (s *Server) history(c *gin.Context, id provenance.ItemID) {
-	ctx := c.Request.Context()
-	v, err := s.cfg.Service.Item(ctx, id)
+	iv, ok := s.pageItem(c, id)
+	if !ok {
+		return
+	}
+	s.historyPage(c, http.StatusOK, s.page(c, "title.history"), iv, nil)
+}
+
+// pageItem returns the item a page shows. An item that is not registered
+// is answered with the problem page, and a failure to read it with the
+// error page; then it returns false.
+func (s *Server) pageItem(c *gin.Context, id provenance.ItemID) (provenance.ItemView, bool) {
+	iv, err := s.cfg.Service.Item(c.Request.Context(), id)
 	if errors.Is(err, provenance.ErrNotFound) {
 		s.problemPage(c, http.StatusNotFound, id.DigitalLink(s.cfg.BaseURL), "")
-		return
+		return provenance.ItemView{}, false
 	}
 	if err != nil {
 		s.internalPage(c, fmt.Errorf("history page of %s: %w", id, err))
-		return
+		return provenance.ItemView{}, false
 	}
+	return iv, true
+}
+
+// historyPage counts the scan of iv and renders its history page on p,
+// with status and the check of the label it was opened with (nil for
+// none).
+func (s *Server) historyPage(c *gin.Context, status int, p templates.Page, iv provenance.ItemView, label *templates.LabelCheck) {
+	ctx := c.Request.Context()
 	var scans uint64
 	if s.cfg.Scans != nil {
-		if scans, err = s.cfg.Scans.Scan(ctx, id); err != nil {
-			s.log.WarnContext(ctx, "count scan", "item", id.String(), "err", err)
+		var err error
+		if scans, err = s.cfg.Scans.Scan(ctx, iv.Item); err != nil {
+			s.log.WarnContext(ctx, "count scan", "item", iv.Item.String(), "err", err)
 		}
 	}
 	s.metrics.scans.Inc()
 	s.metrics.proofs.WithLabelValues("history").Inc()
-	hv := s.historyView(s.page(c, "title.history"), v, scans)
-	s.render(c, http.StatusOK, "history", templates.HistoryPage(hv))
+	hv := s.historyView(p, iv, scans)
+	hv.Label = label
+	s.render(c, status, "history", templates.HistoryPage(hv))
 }
 
 // A link is one target in a linkset (RFC 9264).

@@ -15,8 +15,9 @@ import (
 
 // backend is what the verbs need of a provtrail log: submit a signed
 // event, look up items and actors, get a proof bundle. The in-process
-// Service of a data directory implements it (localBackend); an HTTP client
-// of provd will implement it too, without changing the verbs.
+// Service of a data directory implements it (localBackend), and so does a
+// provd reached over its JSON API with --server (httpBackend, remote.go),
+// so the verbs are the same either way.
 //
 // Errors match the provenance sentinels (provenance.ErrNotFound, a
 // *provenance.RuleError for a refused event, ...).

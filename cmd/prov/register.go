@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/provtrail/provtrail/provenance"
+	"github.com/provtrail/provtrail/web/api"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -56,7 +57,7 @@ Example:
 			place := fs.String("place", "", "where, coarsely (a `city`)")
 			base := fs.String("base", defaultBase, "the base `URL` of printed Digital Links")
 			workers := fs.Int("workers", 16, "how many requests to have in flight at once")
-			per := fs.Int("batch", 50, fmt.Sprintf("how many items one request registers, 1 to %d (1: one request an item)", maxBatch))
+			per := fs.Int("batch", 50, fmt.Sprintf("how many items one request registers, 1 to %d (1: one request an item)", api.MaxBatch))
 			return func(ctx context.Context) error {
 				if err := required(fs, "key", "gtin", "product"); err != nil {
 					return err
@@ -70,8 +71,8 @@ Example:
 					return usagef("--count %d: want 1 to %d", *count, maxCount)
 				case *workers < 1:
 					return usagef("--workers %d: want at least 1", *workers)
-				case *per < 1 || *per > maxBatch:
-					return usagef("--batch %d: want 1 to %d", *per, maxBatch)
+				case *per < 1 || *per > api.MaxBatch:
+					return usagef("--batch %d: want 1 to %d", *per, api.MaxBatch)
 				}
 				ids, err := c.newItems(*gtin, *serial, *count)
 				if err != nil {

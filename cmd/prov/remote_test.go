@@ -12,6 +12,7 @@ import (
 	"github.com/provtrail/provtrail/merkle"
 	"github.com/provtrail/provtrail/provenance"
 	"github.com/provtrail/provtrail/web"
+	"github.com/provtrail/provtrail/web/api"
 )
 
 // serve runs the web handler of provd on the world's data directory, which
@@ -192,7 +193,7 @@ func TestSubmitBatchOverHTTP(t *testing.T) {
 	if !errors.Is(res[3].Err, provenance.ErrWrongRole) || !strings.Contains(res[3].Err.Error(), "register of 01/09506000134352/21/B2 by courier-x") {
 		t.Errorf("register by a courier: %v, want ErrWrongRole naming the event", res[3].Err)
 	}
-	if _, err := hb.SubmitBatch(t.Context(), make([][]byte, maxBatch+1)); err == nil || !strings.Contains(err.Error(), "at most 1000 events") {
+	if _, err := hb.SubmitBatch(t.Context(), make([][]byte, api.MaxBatch+1)); err == nil || !strings.Contains(err.Error(), "at most 1000 events") {
 		t.Errorf("a batch over the limit: %v", err)
 	}
 

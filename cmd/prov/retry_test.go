@@ -12,8 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/provtrail/provtrail/cmd/internal/client"
 	"github.com/provtrail/provtrail/cmd/internal/datadir"
 	"github.com/provtrail/provtrail/web"
+	"github.com/provtrail/provtrail/web/api"
 )
 
 // busy answers the first len(answers) event POSTs with the given status,
@@ -53,7 +55,7 @@ func (a busyAnswer) write(w http.ResponseWriter) bool {
 }
 
 func (b *busy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method == http.MethodPost && r.URL.Path == batchPath {
+	if r.Method == http.MethodPost && r.URL.Path == api.BatchPath {
 		n := int(b.batchPosts.Add(1))
 		if n <= len(b.batchAnswers) {
 			a := b.batchAnswers[n-1]
@@ -202,7 +204,7 @@ func TestSubmitGivesUp(t *testing.T) {
 		hb := backend(t, b)
 		hb.tries, hb.maxWait = 3, 10*time.Millisecond // capped: not an hour
 		_, err := hb.Submit(t.Context(), leaf)
-		var ae *apiError
+		var ae *client.Error
 		if !errors.As(err, &ae) || ae.Code != "overloaded" || !strings.Contains(err.Error(), "turned the event away 3 times: busy: overloaded") {
 			t.Errorf("err = %v", err)
 		}
@@ -234,23 +236,4 @@ func TestSubmitGivesUp(t *testing.T) {
 			t.Errorf("err = %v after %d POSTs, want an error after 1", err, b.posts.Load())
 		}
 	})
-}
-
-func TestRetryAfter(t *testing.T) {
-	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	for h, want := range map[string]time.Duration{
-		"":                              0,
-		"1":                             time.Second,
-		"60":                            time.Minute,
-		"0":                             0,
-		"-1":                            0,
-		"1.5":                           0,
-		"soon":                          0,
-		"Sun, 01 Mar 2026 12:00:30 GMT": 30 * time.Second,
-		"Sun, 01 Mar 2026 11:00:00 GMT": 0,
-	} {
-		if got := retryAfter(h, now); got != want {
-			t.Errorf("retryAfter(%q) = %v, want %v", h, got, want)
-		}
-	}
 }

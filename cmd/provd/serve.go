@@ -65,7 +65,8 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 	}
 	node, err := datadir.Open(ctx, datadir.Config{
 		Dir: cfg.DataDir, Origin: cfg.Origin, Logger: logger, PollInterval: cfg.PollInterval,
-		Log:       datadir.LogConfig{Backend: cfg.Log, TrillianAddr: cfg.TrillianAddr, TrillianTree: cfg.TrillianTree, Linger: cfg.LogLinger},
+		Log: datadir.LogConfig{Backend: cfg.Log, TrillianAddr: cfg.TrillianAddr, TrillianTree: cfg.TrillianTree, Linger: cfg.LogLinger,
+			OpenTrillian: openTrillian},
 		Witnesses: witnesses,
 	})
 	if errors.Is(err, bbolt.ErrTimeout) {

@@ -48,16 +48,16 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/provtrail/provtrail/web"
+	"github.com/provtrail/provtrail/web/api"
 	"golang.org/x/time/rate"
 )
 
 func main() {
 	if os.Getenv("GOGC") == "" {
-		// provload holds every event it signed ahead (a write load of
-		// 100,000 events is about 50 MB of leaves): at Go's default
-		// target the collector would rescan them often, taking CPU from
-		// the server it shares the machine with.
+		// provload holds every event it signed ahead, a heap that grows
+		// with -items and -hops and lives for the whole run: at Go's
+		// default target the collector would rescan it often, taking CPU
+		// from the server it shares the machine with.
 		debug.SetGCPercent(400)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -192,8 +192,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("-hops %d: want at least 1", c.Hops)
 	case c.Couriers < 2 || c.Couriers > 100:
 		return fmt.Errorf("-couriers %d: want 2 to 100 (a courier hands off to another)", c.Couriers)
-	case c.Batch < 1 || c.Batch > web.MaxBatch:
-		return fmt.Errorf("-batch %d: want 1 to %d events a POST", c.Batch, web.MaxBatch)
+	case c.Batch < 1 || c.Batch > api.MaxBatch:
+		return fmt.Errorf("-batch %d: want 1 to %d events a POST", c.Batch, api.MaxBatch)
 	case c.Read && c.ReadConcurrency < 1:
 		return fmt.Errorf("-read-concurrency %d: want at least 1", c.ReadConcurrency)
 	}

@@ -1,25 +1,23 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/provtrail/provtrail/cmd/internal/client"
 	"github.com/provtrail/provtrail/merkle"
 	"github.com/provtrail/provtrail/provenance"
-	"github.com/valyala/fasthttp"
+	"github.com/provtrail/provtrail/web/api"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -29,7 +27,7 @@ const loadGTIN = "09506000134352"
 // A signed event, ready to POST, and the leaf hash its receipt must name.
 type signedEvent struct {
 	leaf []byte
-	hash string
+	hash merkle.Hash
 }
 
 // writeRun is the write load: enroll, sign ahead, register, then POST the
@@ -40,15 +38,14 @@ func writeRun(ctx context.Context, cfg Config, stdout io.Writer) error {
 		return fmt.Errorf("operator key: %w", err)
 	}
 	base := strings.TrimRight(cfg.URL, "/")
-	readers := 0
-	if cfg.Read {
-		readers = cfg.ReadConcurrency
+	c, err := newClient(base, cfg.Concurrency, cfg.Timeout)
+	if err != nil {
+		return err
 	}
-	client := newPoster(base, cfg.Concurrency+readers, cfg.Timeout)
-	defer client.close()
-	route, per := "/api/v1/events", ""
+	defer c.CloseIdleConnections()
+	route, per := api.EventsPath, ""
 	if cfg.Batch > 1 {
-		route, per = "/api/v1/events/batch", fmt.Sprintf(" (up to %d items' events a POST)", cfg.Batch)
+		route, per = api.BatchPath, fmt.Sprintf(" (up to %d items' events a POST)", cfg.Batch)
 	}
 	fmt.Fprintf(stdout, "POST %s%s: %d items of 1 register + %d handoff/receive pairs, %d workers%s, for at most %v\n",
 		base, route, cfg.Items, cfg.Hops, cfg.Concurrency, per, cfg.Duration)
@@ -83,7 +80,7 @@ func writeRun(ctx context.Context, cfg Config, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if _, err := postAgain(ctx, client, signedEvent{leaf: leaf, hash: merkle.LeafHash(leaf).String()}, func(error) { enrollTurnedAway++ }); err != nil {
+		if _, err := postAgain(ctx, c, signedEvent{leaf: leaf, hash: merkle.LeafHash(leaf)}, func(error) { enrollTurnedAway++ }); err != nil {
 			return fmt.Errorf("enroll %s: %w", id, err)
 		}
 	}
@@ -99,16 +96,16 @@ func writeRun(ctx context.Context, cfg Config, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "signed    %d events ahead in %v (%.0f signatures/s)\n", n, took.Round(time.Millisecond), float64(n)/took.Seconds())
 
 	registers := make([][]signedEvent, len(chains))
-	for i, c := range chains {
-		registers[i], chains[i] = c[:1], c[1:]
+	for i, chain := range chains {
+		registers[i], chains[i] = chain[:1], chain[1:]
 	}
 	post := postChains
 	if cfg.Batch > 1 {
-		post = func(ctx context.Context, client *poster, chains [][]signedEvent, workers int) Result {
-			return postBatches(ctx, client, chains, workers, cfg.Batch)
+		post = func(ctx context.Context, c *client.Client, chains [][]signedEvent, workers int) Result {
+			return postBatches(ctx, c, chains, workers, cfg.Batch)
 		}
 	}
-	reg := post(ctx, client, registers, cfg.Concurrency)
+	reg := post(ctx, c, registers, cfg.Concurrency)
 	fmt.Fprintf(stdout, "register  %d items in %v (%.0f events/s, p99 %v), %d failed%s\n", len(reg.Latencies), reg.Elapsed.Round(time.Millisecond),
 		float64(len(reg.Latencies))/reg.Elapsed.Seconds(), round(reg.Percentile(0.99)), reg.Failed, turnedAwayNote(reg.TurnedAway))
 	if reg.Failed > 0 {
@@ -129,7 +126,7 @@ func writeRun(ctx context.Context, cfg Config, stdout io.Writer) error {
 		rcfg.Concurrency, rcfg.Duration = cfg.ReadConcurrency, cfg.Duration
 		wg.Go(func() { pages, _ = readLoad(wctx, rcfg, target) })
 	}
-	res := post(wctx, client, chains, cfg.Concurrency)
+	res := post(wctx, c, chains, cfg.Concurrency)
 	cancel() // the page load lasts as long as the write load
 	wg.Wait()
 
@@ -173,33 +170,19 @@ func turnedAwayNote(n int) string {
 	return fmt.Sprintf(", turned away %d times (429/503, sent again)", n)
 }
 
-// A poster POSTs signed events to provd's API. It uses fasthttp's client:
-// Go's net/http client took about 50 µs of CPU a request (two goroutines
-// a connection and the handoffs between them), a quarter of what provd
-// itself spends on an event, and on a machine shared with provd that
-// capped the write rate provload could measure (docs/performance.md).
-type poster struct {
-	client   *fasthttp.Client
-	url      string // the events route
-	batchURL string // the batch route
-}
-
-func newPoster(base string, conns int, timeout time.Duration) *poster {
-	return &poster{
-		// Timeouts per read and write of a connection, not DoTimeout:
-		// that runs each request on a goroutine of its own.
-		client: &fasthttp.Client{
-			MaxConnsPerHost:          conns,
-			MaxIdleConnDuration:      90 * time.Second,
-			ReadTimeout:              timeout,
-			WriteTimeout:             timeout,
-			NoDefaultUserAgentHeader: true,
-		},
-		url: base + "/api/v1/events", batchURL: base + "/api/v1/events/batch",
+// newClient returns a client of the provd at base for conns workers,
+// each with one request in flight: it keeps a connection open for each,
+// so that the load measures the server's work on events, not the set-up
+// of connections.
+func newClient(base string, conns int, timeout time.Duration) (*client.Client, error) {
+	tr := &http.Transport{
+		Proxy:               nil,
+		MaxIdleConns:        conns,
+		MaxIdleConnsPerHost: conns,
+		IdleConnTimeout:     90 * time.Second,
 	}
+	return client.New(base, &http.Client{Transport: tr, Timeout: timeout})
 }
-
-func (p *poster) close() { p.client.CloseIdleConnections() }
 
 // presign signs every item's chain: register by maker, then hops
 // handoff/receive pairs through the couriers, each event naming the leaf
@@ -244,7 +227,7 @@ func signChain(hops int, serial string, i int, maker string, couriers []string, 
 			return err
 		}
 		prev = merkle.LeafHash(leaf)
-		chain = append(chain, signedEvent{leaf: leaf, hash: prev.String()})
+		chain = append(chain, signedEvent{leaf: leaf, hash: prev})
 		return nil
 	}
 	if err := add(provenance.Event{Kind: provenance.KindRegister, Actor: maker, Place: "Guangzhou",
@@ -270,7 +253,7 @@ func signChain(hops int, serial string, i int, maker string, couriers []string, 
 
 // postChains POSTs chains from workers, each chain's events in order, until
 // all are done or ctx ends. A failed event ends its chain.
-func postChains(ctx context.Context, client *poster, chains [][]signedEvent, workers int) Result {
+func postChains(ctx context.Context, c *client.Client, chains [][]signedEvent, workers int) Result {
 	tallies := make([]tally, workers)
 	var next atomic.Int64
 	start := time.Now()
@@ -284,7 +267,7 @@ func postChains(ctx context.Context, client *poster, chains [][]signedEvent, wor
 					return
 				}
 				for _, ev := range chains[i] {
-					took, err := postAgain(ctx, client, ev, t.shed)
+					took, err := postAgain(ctx, c, ev, t.shed)
 					if err != nil && ctx.Err() != nil {
 						return // the run is over
 					}
@@ -301,89 +284,79 @@ func postChains(ctx context.Context, client *poster, chains [][]signedEvent, wor
 	return merge(tallies, start)
 }
 
-// A turnedAway is a 429 or 503 answer: the server shed the write (over
-// capacity, over the client's rate, or out of disk) and asks to be sent
-// it again after wait.
-type turnedAway struct {
-	status string
-	body   []byte
-	wait   time.Duration
-}
-
-func (e *turnedAway) Error() string {
-	return fmt.Sprintf("status %s: %s", e.status, bytes.TrimSpace(e.body))
-}
-
-// retryWait is the wait a Retry-After header asks for, in seconds; 1 s if
-// it says none.
-func retryWait(h string) time.Duration {
-	if n, err := strconv.Atoi(h); err == nil && n > 0 {
-		return time.Duration(n) * time.Second
+// retryWait is the wait a turned-away write asked for; 1 s if it asked
+// for none.
+func retryWait(e *client.Error) time.Duration {
+	if e.RetryAfter > 0 {
+		return e.RetryAfter
 	}
 	return time.Second
 }
 
+// turnedAway returns err as the *client.Error of a write the server turned
+// away (429 or 503), if it is one.
+func turnedAway(err error) (*client.Error, bool) {
+	var ce *client.Error
+	if errors.As(err, &ce) && ce.TurnedAway() {
+		return ce, true
+	}
+	return nil, false
+}
+
+// statusError says what an error answer was: its status and code, then
+// its message. Other errors it returns as they are.
+func statusError(err error) error {
+	var ce *client.Error
+	if !errors.As(err, &ce) {
+		return err
+	}
+	return fmt.Errorf("status %d %s: %s: %w", ce.Status, http.StatusText(ce.Status), ce.Code, err)
+}
+
 // postAgain posts ev until it is not turned away or ctx ends, waiting as
 // the server asks in between; onTurnedAway is called for each turn-away.
-func postAgain(ctx context.Context, client *poster, ev signedEvent, onTurnedAway func(error)) (time.Duration, error) {
+// It returns how long the last POST took.
+func postAgain(ctx context.Context, c *client.Client, ev signedEvent, onTurnedAway func(error)) (time.Duration, error) {
 	for {
-		took, err := client.post(ctx, ev)
-		var ta *turnedAway
-		if !errors.As(err, &ta) {
-			return took, err
+		t0 := time.Now()
+		r, err := c.PostEvent(ctx, ev.leaf)
+		took := time.Since(t0)
+		if ce, ok := turnedAway(err); ok {
+			onTurnedAway(statusError(ce))
+			if err := sleep(ctx, retryWait(ce)); err != nil {
+				return took, err
+			}
+			continue
 		}
-		onTurnedAway(err)
-		t := time.NewTimer(ta.wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return took, ctx.Err()
-		case <-t.C:
+		if err != nil {
+			return took, statusError(err)
 		}
+		return took, checkReceipt(r, ev)
 	}
 }
 
-// post submits one event and checks its receipt names its leaf, fresh.
-// A 429 or 503 is a *turnedAway. It sends nothing once ctx has ended; a
-// request already sent is waited for (each read and write of it up to the
-// timeout).
-func (p *poster) post(ctx context.Context, ev signedEvent) (time.Duration, error) {
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseRequest(req)
-	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI(p.url)
-	req.Header.SetMethod(http.MethodPost)
-	req.Header.SetContentType("text/plain")
-	req.SetBodyRaw(ev.leaf)
-	t0 := time.Now()
-	if err := p.client.Do(req, resp); err != nil {
-		return 0, fmt.Errorf("POST %s: %w", p.url, err)
-	}
-	took := time.Since(t0)
-	b, code := resp.Body(), resp.StatusCode()
-	status := fmt.Sprintf("%d %s", code, http.StatusText(code))
-	if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
-		return took, &turnedAway{status: status, body: bytes.Clone(b), wait: retryWait(string(resp.Header.Peek("Retry-After")))}
-	}
-	if code != http.StatusCreated {
-		return took, fmt.Errorf("status %s: %s", status, bytes.TrimSpace(b))
-	}
-	var r struct {
-		LeafHash  string `json:"leaf_hash"`
-		Duplicate bool   `json:"duplicate"`
-	}
-	switch err := json.Unmarshal(b, &r); {
-	case err != nil:
-		return took, fmt.Errorf("receipt %q: %w", b, err)
+// checkReceipt checks a receipt names ev's leaf, and that the log did not
+// hold it already: every event of a run is new.
+func checkReceipt(r api.Receipt, ev signedEvent) error {
+	switch {
 	case r.LeafHash != ev.hash:
-		return took, fmt.Errorf("receipt names leaf %s, want %s", r.LeafHash, ev.hash)
+		return fmt.Errorf("receipt names leaf %s, want %s", r.LeafHash, ev.hash)
 	case r.Duplicate:
-		return took, fmt.Errorf("receipt says the event %s was a duplicate", ev.hash)
+		return fmt.Errorf("receipt says the event %s was a duplicate", ev.hash)
 	}
-	return took, nil
+	return nil
+}
+
+// sleep waits d, or until ctx ends, and then says why.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // postBatches POSTs chains as batches: each worker takes size chains and
@@ -391,7 +364,7 @@ func (p *poster) post(ctx context.Context, ev signedEvent) (time.Duration, error
 // ctx ends. An event turned away within a batch is sent again in the next
 // one, after the wait the server asked; a failed event ends its chain. An
 // event's latency is its batch's.
-func postBatches(ctx context.Context, client *poster, chains [][]signedEvent, workers, size int) Result {
+func postBatches(ctx context.Context, c *client.Client, chains [][]signedEvent, workers, size int) Result {
 	tallies := make([]tally, workers)
 	var next atomic.Int64
 	start := time.Now()
@@ -409,47 +382,54 @@ func postBatches(ctx context.Context, client *poster, chains [][]signedEvent, wo
 				for ctx.Err() == nil {
 					var evs []signedEvent
 					var of []int // the chain of each of evs
-					for j, c := range group {
-						if step[j] >= 0 && step[j] < len(c) {
-							evs = append(evs, c[step[j]])
+					for j, chain := range group {
+						if step[j] >= 0 && step[j] < len(chain) {
+							evs = append(evs, chain[step[j]])
 							of = append(of, j)
 						}
 					}
 					if len(evs) == 0 {
 						break
 					}
-					took, errs, wait, err := client.postBatch(ctx, evs)
-					var ta *turnedAway
+					leaves := make([][]byte, len(evs))
+					for k, ev := range evs {
+						leaves[k] = ev.leaf
+					}
+					t0 := time.Now()
+					results, err := c.PostBatch(ctx, leaves)
+					took := time.Since(t0)
+					var wait time.Duration
+					ce, shed := turnedAway(err)
 					switch {
 					case err != nil && ctx.Err() != nil:
 						return // the run is over
-					case errors.As(err, &ta):
-						t.shed(err)
-						wait = ta.wait
+					case shed:
+						t.shed(statusError(ce))
+						wait = retryWait(ce)
 					case err != nil:
 						t.fail(err)
 						return
 					}
-					for k, err := range errs {
+					for k, res := range results {
+						err := res.Err
+						if err == nil {
+							err = checkReceipt(res.Receipt, evs[k])
+						}
+						ce, shed := turnedAway(err)
 						switch {
 						case err == nil:
 							step[of[k]]++
 							t.took = append(t.took, took)
-						case errors.As(err, &ta):
-							t.shed(err)
+						case shed:
+							t.shed(statusError(ce))
+							wait = max(wait, retryWait(ce))
 						default:
-							t.fail(err)
+							t.fail(fmt.Errorf("event %s: %w", evs[k].hash, statusError(err)))
 							step[of[k]] = -1
 						}
 					}
-					if wait > 0 {
-						tm := time.NewTimer(wait)
-						select {
-						case <-ctx.Done():
-							tm.Stop()
-							return
-						case <-tm.C:
-						}
+					if wait > 0 && sleep(ctx, wait) != nil {
+						return
 					}
 				}
 			}
@@ -457,81 +437,4 @@ func postBatches(ctx context.Context, client *poster, chains [][]signedEvent, wo
 	}
 	wg.Wait()
 	return merge(tallies, start)
-}
-
-// postBatch submits evs in one batch and checks each receipt names its
-// leaf, fresh. It returns one error per event (a *turnedAway for one the
-// server turned away), and the wait the server asked for before sending
-// those again. A batch turned away whole is a *turnedAway error.
-func (p *poster) postBatch(ctx context.Context, evs []signedEvent) (took time.Duration, errs []error, wait time.Duration, err error) {
-	if err := ctx.Err(); err != nil {
-		return 0, nil, 0, err
-	}
-	var body struct {
-		Events []string `json:"events"`
-	}
-	for _, ev := range evs {
-		body.Events = append(body.Events, string(ev.leaf))
-	}
-	b, err := json.Marshal(body)
-	if err != nil {
-		return 0, nil, 0, err
-	}
-	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseRequest(req)
-	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI(p.batchURL)
-	req.Header.SetMethod(http.MethodPost)
-	req.Header.SetContentType("application/json")
-	req.SetBodyRaw(b)
-	t0 := time.Now()
-	if err := p.client.Do(req, resp); err != nil {
-		return 0, nil, 0, fmt.Errorf("POST %s: %w", p.batchURL, err)
-	}
-	took = time.Since(t0)
-	rb, code := resp.Body(), resp.StatusCode()
-	status := fmt.Sprintf("%d %s", code, http.StatusText(code))
-	wait = retryWait(string(resp.Header.Peek("Retry-After")))
-	if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
-		return took, nil, wait, &turnedAway{status: status, body: bytes.Clone(rb), wait: wait}
-	}
-	if code != http.StatusOK {
-		return took, nil, 0, fmt.Errorf("status %s: %s", status, bytes.TrimSpace(rb))
-	}
-	var r struct {
-		Results []struct {
-			Status  int `json:"status"`
-			Receipt *struct {
-				LeafHash  string `json:"leaf_hash"`
-				Duplicate bool   `json:"duplicate"`
-			} `json:"receipt"`
-			Error json.RawMessage `json:"error"`
-		} `json:"results"`
-	}
-	if err := json.Unmarshal(rb, &r); err != nil {
-		return took, nil, 0, fmt.Errorf("batch answer %.200q: %w", rb, err)
-	}
-	if len(r.Results) != len(evs) {
-		return took, nil, 0, fmt.Errorf("batch answer has %d results for %d events", len(r.Results), len(evs))
-	}
-	errs = make([]error, len(evs))
-	anyTurnedAway := false
-	for i, res := range r.Results {
-		st := fmt.Sprintf("%d %s", res.Status, http.StatusText(res.Status))
-		switch {
-		case res.Status == http.StatusTooManyRequests || res.Status == http.StatusServiceUnavailable:
-			errs[i] = &turnedAway{status: st, body: res.Error, wait: wait}
-			anyTurnedAway = true
-		case res.Status != http.StatusCreated || res.Receipt == nil:
-			errs[i] = fmt.Errorf("event %s: status %s: %s", evs[i].hash, st, res.Error)
-		case res.Receipt.LeafHash != evs[i].hash:
-			errs[i] = fmt.Errorf("receipt names leaf %s, want %s", res.Receipt.LeafHash, evs[i].hash)
-		case res.Receipt.Duplicate:
-			errs[i] = fmt.Errorf("receipt says the event %s was a duplicate", evs[i].hash)
-		}
-	}
-	if !anyTurnedAway {
-		wait = 0
-	}
-	return took, errs, wait, nil
 }

@@ -17,13 +17,15 @@
 // tree ([LogConfig]): then provtrail.db holds only this directory's index
 // and scan counts, replayed from the tree, and every replica of the tree
 // has a directory of its own holding copies of one origin, log.key and
-// operator.key. Open records in the tree's description a fingerprint of
+// operator.key. Open refuses to point a directory at another tree, or an
+// embedded log's directory at a tree: the index would describe another
+// log. The tree itself is opened by the [TrillianOpener] the caller
+// supplies (provd's records in the tree's description a fingerprint of
 // the origin and the two verifier keys, and refuses a directory whose
 // fingerprint differs: checkpoints over one tree must be signed by one
 // key, and every replica must check enrollments against one operator key
-// to reach the same state. It also refuses to point a directory at
-// another tree, or an embedded log's directory at a tree: the index would
-// describe another log.
+// to reach the same state). The opener is injected so that only provd
+// links the Trillian client and gRPC.
 package datadir
 
 import (
@@ -72,7 +74,8 @@ type Config struct {
 // A Node is an open data directory.
 type Node struct {
 	DB *bbolt.DB
-	// Log is the embedded *boltlog.Log or a *trillianlog.Log.
+	// Log is the embedded *boltlog.Log, or the log LogConfig.OpenTrillian
+	// opened.
 	Log      merkle.Log
 	Store    *boltstore.Store
 	Service  *provenance.Service
@@ -154,7 +157,20 @@ func (n *Node) openLog(ctx context.Context, cfg Config, signer note.Signer) erro
 		n.Log, n.Backend, n.closers = l, BackendBolt, []func() error{l.Close}
 		return nil
 	case BackendTrillian:
-		return n.openTrillian(ctx, cfg.Log, signer, cfg.Logger)
+		lc := cfg.Log
+		if lc.OpenTrillian == nil {
+			return errors.New("the Trillian backend is served by provd only")
+		}
+		if lc.TrillianAddr == "" || lc.TrillianTree == 0 {
+			return errors.New("the Trillian backend needs the log server's address and a tree ID")
+		}
+		l, closeLog, err := lc.OpenTrillian(ctx, lc, n.Trust, signer, cfg.Logger)
+		if err != nil {
+			return err
+		}
+		n.Log, n.closers = l, []func() error{closeLog}
+		n.Backend = fmt.Sprintf("%s tree %d at %s", BackendTrillian, lc.TrillianTree, lc.TrillianAddr)
+		return nil
 	}
 	return fmt.Errorf("log backend %q: want %q or %q", cfg.Log.Backend, BackendBolt, BackendTrillian)
 }

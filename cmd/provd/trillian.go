@@ -1,4 +1,4 @@
-package datadir
+package main
 
 import (
 	"context"
@@ -6,15 +6,12 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/google/trillian"
+	"github.com/provtrail/provtrail/cmd/internal/datadir"
+	"github.com/provtrail/provtrail/merkle"
 	"github.com/provtrail/provtrail/merkle/trillianlog"
 	"github.com/provtrail/provtrail/provenance"
 	"golang.org/x/mod/sumdb/note"
@@ -23,94 +20,34 @@ import (
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 )
 
-// The log backends.
-const (
-	BackendBolt     = "bolt"
-	BackendTrillian = "trillian"
-)
-
-// LogConfig says where a data directory's log lives.
-type LogConfig struct {
-	// Backend is BackendBolt (or "") for the embedded log, or
-	// BackendTrillian.
-	Backend string
-	// TrillianAddr is the gRPC address (host:port) of a
-	// trillian_log_server, reached without TLS: run it on loopback or a
-	// private network.
-	TrillianAddr string
-	// TrillianTree is the ID of a LOG tree (createtree --tree_type=LOG).
-	TrillianTree int64
-	// Linger is the embedded log's boltlog.Config.MaxWait: under
-	// concurrent writes, how long a commit may wait for more. Fewer,
-	// larger commits leave more CPU for checking signatures; a lone
-	// writer never waits. 0 commits at once.
-	Linger time.Duration
-}
-
-// treeFile records, in a directory used with Trillian, the tree its index
-// was built from.
-const treeFile = "trillian-tree"
-
-// bindBackend refuses to open a directory's index against a log other
-// than the one it was built from, and records the tree of a new Trillian
-// replica.
-func bindBackend(dir string, lc LogConfig) error {
-	path := filepath.Join(dir, treeFile)
-	b, err := os.ReadFile(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		if lc.Backend != BackendTrillian {
-			return nil
-		}
-		if _, err := os.Stat(filepath.Join(dir, "provtrail.db")); err == nil {
-			return fmt.Errorf("data directory %s holds an embedded log and its index; a Trillian replica needs a new directory holding copies of origin, log.key and operator.key", dir)
-		}
-		if err := os.WriteFile(path, []byte(strconv.FormatInt(lc.TrillianTree, 10)+"\n"), 0o600); err != nil {
-			return fmt.Errorf("record the Trillian tree: %w", err)
-		}
-		return nil
-	case err != nil:
-		return fmt.Errorf("read the Trillian tree: %w", err)
-	}
-	have := strings.TrimSpace(string(b))
-	switch {
-	case lc.Backend != BackendTrillian:
-		return fmt.Errorf("data directory %s is a replica of Trillian tree %s (see %s): start it with --log trillian", dir, have, path)
-	case have != strconv.FormatInt(lc.TrillianTree, 10):
-		return fmt.Errorf("data directory %s holds the index of Trillian tree %s, not %d: use a new directory for another tree", dir, have, lc.TrillianTree)
-	}
-	return nil
-}
+// The Trillian backend is wired here, in provd, the only command that
+// serves a Trillian replica: prov and provload open data directories
+// through the same datadir package without linking gRPC.
+var _ datadir.TrillianOpener = openTrillian
 
 // openTrillian connects to the log server, checks the tree's trust
 // fingerprint and opens the log.
-func (n *Node) openTrillian(ctx context.Context, lc LogConfig, signer note.Signer, logger *slog.Logger) error {
-	if lc.TrillianAddr == "" || lc.TrillianTree == 0 {
-		return errors.New("the Trillian backend needs the log server's address and a tree ID")
-	}
+func openTrillian(ctx context.Context, lc datadir.LogConfig, trust provenance.Trust, signer note.Signer, logger *slog.Logger) (merkle.Log, func() error, error) {
 	conn, err := grpc.NewClient(lc.TrillianAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
-		return fmt.Errorf("connect to trillian at %s: %w", lc.TrillianAddr, err)
+		return nil, nil, fmt.Errorf("connect to trillian at %s: %w", lc.TrillianAddr, err)
 	}
-	if err := pinTrust(ctx, trillian.NewTrillianAdminClient(conn), lc.TrillianTree, n.Trust); err != nil {
+	if err := pinTrust(ctx, trillian.NewTrillianAdminClient(conn), lc.TrillianTree, trust); err != nil {
 		conn.Close()
-		return err
+		return nil, nil, err
 	}
 	l, err := trillianlog.Open(ctx, trillianlog.Config{
 		Client: trillian.NewTrillianLogClient(conn),
 		TreeID: lc.TrillianTree,
-		Origin: n.Trust.Origin,
+		Origin: trust.Origin,
 		Signer: signer,
 		Logger: logger,
 	})
 	if err != nil {
 		conn.Close()
-		return err
+		return nil, nil, err
 	}
-	n.Log = l
-	n.Backend = fmt.Sprintf("%s tree %d at %s", BackendTrillian, lc.TrillianTree, lc.TrillianAddr)
-	n.closers = []func() error{l.Close, conn.Close}
-	return nil
+	return l, func() error { return errors.Join(l.Close(), conn.Close()) }, nil
 }
 
 // trustPrefix starts the fingerprint kept in a tree's description.

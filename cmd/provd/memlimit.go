@@ -60,4 +60,3 @@ func defaultMemoryLimit(getenv func(string) string, readFile func(string) ([]byt
 	}
 	return machineMemory(readFile) / 2
 }
-

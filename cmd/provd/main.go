@@ -111,9 +111,10 @@ type Config struct {
 	// LogLinger is how long the embedded log's commit may wait for more
 	// appends under concurrent writes (boltlog.Config.MaxWait).
 	LogLinger time.Duration
-	// GCPercent is the Go garbage collector's target (debug.SetGCPercent);
-	// 0 leaves the runtime's, which GOGC sets.
-	GCPercent int
+	// MemoryLimit is the Go runtime's soft memory limit, in bytes
+	// (debug.SetMemoryLimit); 0 leaves the runtime's, which GOMEMLIMIT
+	// sets.
+	MemoryLimit int64
 	// Procs is how many goroutines may run Go code at once
 	// (runtime.GOMAXPROCS); 0 leaves the runtime's, which GOMAXPROCS sets.
 	Procs int
@@ -140,12 +141,6 @@ func defaultProcs(getenv func(string) string, logBackend string) int {
 // startProcs is the runtime's choice of GOMAXPROCS, read before provd
 // changes it (tests may run several servers in one process).
 var startProcs = runtime.GOMAXPROCS(0)
-
-// defaultGCPercent is --gc-percent's default. Under write load provd
-// allocates fast and keeps little: at Go's default of 100 the collector
-// took about a tenth of the CPU; at 400 writes over HTTP ran about 10%
-// faster (docs/performance.md).
-const defaultGCPercent = 400
 
 // parseConfig reads args, with defaults from the environment.
 func parseConfig(args []string, getenv func(string) string, usage io.Writer) (Config, error) {
@@ -236,11 +231,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	fs.IntVar(&cfg.ClientBurst, "client-burst", envInt("PROVD_CLIENT_BURST", 0), "with --client-rate: how many `events` a client may send at once (PROVD_CLIENT_BURST; default 0: one second's worth)")
 	fs.StringVar(&trustedProxies, "trusted-proxies", env("PROVD_TRUSTED_PROXIES", ""), "comma-separated `addresses` or CIDR ranges of the reverse proxies whose X-Forwarded-For names the client (PROVD_TRUSTED_PROXIES; default none: the client is the connection's address)")
 	fs.DurationVar(&cfg.LogLinger, "log-linger", envDuration("PROVD_LOG_LINGER", 2*time.Millisecond), "with --log bolt: how long a commit may wait for more events under concurrent writes; fewer, larger commits leave more CPU for signature checks, a lone writer never waits (PROVD_LOG_LINGER; 0 commits at once)")
-	gcDefault := defaultGCPercent
-	if getenv("GOGC") != "" {
-		gcDefault = 0
-	}
-	fs.IntVar(&cfg.GCPercent, "gc-percent", envInt("PROVD_GC_PERCENT", gcDefault), "the Go garbage collector's `target`: how far the heap may grow past live data, in percent; higher spends less CPU on collection and more memory (PROVD_GC_PERCENT; 0 leaves GOGC's; default 400 unless GOGC is set)")
+	memoryLimit := fs.String("memory-limit", env("PROVD_MEMORY_LIMIT", ""), "the Go runtime's soft memory `limit`, as GOMEMLIMIT writes it (e.g. 768MiB); the collector works harder as the heap nears it (PROVD_MEMORY_LIMIT; default half the machine's or the cgroup's memory, unless GOMEMLIMIT is set; 0 leaves the runtime's)")
 	fs.IntVar(&cfg.Procs, "procs", envInt("PROVD_PROCS", 0), "how many goroutines may run Go code at once (GOMAXPROCS); 0 leaves the runtime's (PROVD_PROCS; default with --log bolt: one more than the CPUs, since the log's disk syncs block one, unless GOMAXPROCS is set)")
 	fs.StringVar(&cfg.LogFormat, "log-format", env("PROVD_LOG_FORMAT", "json"), "log `format` on stderr: json or text (PROVD_LOG_FORMAT)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", envDuration("PROVD_SHUTDOWN_TIMEOUT", 15*time.Second), "how long requests in flight may take to finish at shutdown (PROVD_SHUTDOWN_TIMEOUT)")
@@ -258,6 +249,15 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	}
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected argument %q: every input is a flag (run provd --help)", fs.Arg(0))
+	}
+	if *memoryLimit == "" {
+		cfg.MemoryLimit = defaultMemoryLimit(getenv, os.ReadFile)
+	} else {
+		limit, err := parseBytes(*memoryLimit)
+		if err != nil {
+			return Config{}, fmt.Errorf("--memory-limit: %v (run provd --help)", err)
+		}
+		cfg.MemoryLimit = limit
 	}
 	procsSet := getenv("PROVD_PROCS") != ""
 	fs.Visit(func(f *flag.Flag) { procsSet = procsSet || f.Name == "procs" })
@@ -317,8 +317,6 @@ func (c Config) Validate() error {
 	switch {
 	case c.LogLinger < 0 || c.LogLinger > time.Second:
 		return fmt.Errorf("--log-linger %v: want 0 to 1s", c.LogLinger)
-	case c.GCPercent < 0:
-		return fmt.Errorf("--gc-percent %d: want a percentage, or 0 to leave GOGC's", c.GCPercent)
 	case c.Procs < 0 || c.Procs > 4096:
 		return fmt.Errorf("--procs %d: want 1 to 4096, or 0 to leave the runtime's", c.Procs)
 	}

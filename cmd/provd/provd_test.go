@@ -195,7 +195,7 @@ func TestBadConfig(t *testing.T) {
 		{"bad env write slots", nil, map[string]string{"PROVD_MAX_INFLIGHT_WRITES": "-3"}, "--max-inflight-writes -3: want at least 1"},
 		{"negative linger", []string{"--log-linger", "-1ms"}, nil, "--log-linger -1ms: want 0 to 1s"},
 		{"long linger", []string{"--log-linger", "2s"}, nil, "--log-linger 2s: want 0 to 1s"},
-		{"negative gc percent", []string{"--gc-percent", "-1"}, nil, "--gc-percent -1: want a percentage"},
+		{"memory limit not a size", []string{"--memory-limit", "lots"}, nil, "--memory-limit: \"lots\" is not a size"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"--data", filepath.Join(t.TempDir(), "data"), "--addr", "127.0.0.1:0"}, tc.args...)
@@ -315,13 +315,61 @@ func TestProcsDefault(t *testing.T) {
 	}
 }
 
-// TestGCPercentDefault: provd sets the collector's target to 400 unless
-// GOGC says otherwise, and a flag or PROVD_GC_PERCENT wins over both.
-func TestGCPercentDefault(t *testing.T) {
-	checkDefaults(t, "--gc-percent", func(c Config) int { return c.GCPercent }, []defaultCase{
-		{nil, nil, defaultGCPercent},
-		{nil, map[string]string{"GOGC": "100"}, 0},
-		{[]string{"--gc-percent", "200"}, map[string]string{"GOGC": "100"}, 200},
-		{nil, map[string]string{"PROVD_GC_PERCENT": "150"}, 150},
-	})
+// TestMemoryLimit: provd sets the runtime's soft memory limit to half the
+// memory it may use (the machine's, or its cgroup's if lower) unless
+// GOMEMLIMIT is set, and a flag or PROVD_MEMORY_LIMIT wins over both; a
+// size that is not one is refused, naming the flag.
+func TestMemoryLimit(t *testing.T) {
+	meminfo := "MemTotal:       24576000 kB\nMemFree:         1000 kB\n"
+	files := func(cgroup string) func(string) ([]byte, error) {
+		return func(name string) ([]byte, error) {
+			switch {
+			case name == "/proc/meminfo":
+				return []byte(meminfo), nil
+			case name == "/sys/fs/cgroup/memory.max" && cgroup != "":
+				return []byte(cgroup + "\n"), nil
+			}
+			return nil, os.ErrNotExist
+		}
+	}
+	noEnv := func(string) string { return "" }
+	for _, tc := range []struct {
+		env    func(string) string
+		cgroup string
+		want   int64
+	}{
+		{noEnv, "", 24576000 << 10 / 2},
+		{noEnv, "max", 24576000 << 10 / 2},
+		{noEnv, "1073741824", 512 << 20},
+		{func(k string) string { return map[string]string{"GOMEMLIMIT": "1GiB"}[k] }, "", 0},
+	} {
+		if got := defaultMemoryLimit(tc.env, files(tc.cgroup)); got != tc.want {
+			t.Errorf("cgroup %q: default limit %d, want %d", tc.cgroup, got, tc.want)
+		}
+	}
+	if got := defaultMemoryLimit(noEnv, func(string) ([]byte, error) { return nil, os.ErrNotExist }); got != 0 {
+		t.Errorf("no memory figures: default limit %d, want 0 (the runtime's)", got)
+	}
+
+	env := map[string]string{"PROVD_MEMORY_LIMIT": "2GiB"}
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want int64
+	}{
+		{[]string{"--memory-limit", "768MiB"}, nil, 768 << 20},
+		{[]string{"--memory-limit", "0"}, env, 0},
+		{nil, env, 2 << 30},
+		{[]string{"--memory-limit", "1073741824"}, nil, 1 << 30},
+	} {
+		cfg, err := parseConfig(tc.args, func(k string) string { return tc.env[k] }, io.Discard)
+		if err != nil || cfg.MemoryLimit != tc.want {
+			t.Errorf("args %q, env %v: limit %d, %v; want %d", tc.args, tc.env, cfg.MemoryLimit, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"lots", "1.5GiB", "-1", "12GB", "99999999999TiB"} {
+		if _, err := parseConfig([]string{"--memory-limit", bad}, noEnv, io.Discard); err == nil || !strings.Contains(err.Error(), "--memory-limit") {
+			t.Errorf("--memory-limit %s: %v, want an error naming the flag", bad, err)
+		}
+	}
 }

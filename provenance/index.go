@@ -29,8 +29,18 @@ type source interface {
 	claim(ctx context.Context, c [sha256.Size]byte) (ItemID, error)
 }
 
-// saved reads the Store: the applier's source.
-type saved struct{ store Store }
+// saved reads the Store: the applier's source. With at, the position the
+// applier is about to apply, it refuses a record changed at or after at,
+// with errIndexAhead: another replica saved more of a shared index than
+// this one applied, and applying on top of it would mix two positions.
+type saved struct {
+	store Store
+	at    *uint64
+}
+
+// errIndexAhead says that the saved index holds changes past the position
+// being applied.
+var errIndexAhead = errors.New("the saved index is ahead of the position being applied")
 
 func (r saved) actor(ctx context.Context, id string) (*ActorState, []uint64, error) {
 	rec, err := r.store.Actor(ctx, id)
@@ -39,6 +49,8 @@ func (r saved) actor(ctx context.Context, id string) (*ActorState, []uint64, err
 		return nil, nil, nil
 	case err != nil:
 		return nil, nil, fmt.Errorf("read actor %q: %w", id, err)
+	case r.at != nil && (actorChangedAt(rec.State) >= *r.at || len(rec.Events) > 0 && rec.Events[len(rec.Events)-1] >= *r.at):
+		return nil, nil, errIndexAhead
 	}
 	return &rec.State, rec.Events, nil
 }
@@ -50,19 +62,33 @@ func (r saved) item(ctx context.Context, id ItemID) (*ItemState, []uint64, error
 		return nil, nil, nil
 	case err != nil:
 		return nil, nil, fmt.Errorf("read item %s: %w", id, err)
+	case r.at != nil && rec.State.LastIndex >= *r.at:
+		return nil, nil, errIndexAhead
 	}
 	return &rec.State, rec.Events, nil
 }
 
 func (r saved) claim(ctx context.Context, c [sha256.Size]byte) (ItemID, error) {
-	id, err := r.store.Claim(ctx, c)
+	rec, err := r.store.Claim(ctx, c)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return ItemID{}, nil
 	case err != nil:
 		return ItemID{}, fmt.Errorf("read claim: %w", err)
+	case r.at != nil && rec.Index >= *r.at:
+		return ItemID{}, errIndexAhead
 	}
-	return id, nil
+	return rec.Item, nil
+}
+
+// actorChangedAt returns the log position of the latest change to an
+// actor's record: its latest enrollment or revocation.
+func actorChangedAt(a ActorState) uint64 {
+	k := a.Keys[len(a.Keys)-1]
+	if k.Revoked {
+		return k.To
+	}
+	return k.From
 }
 
 // current reads the index as the Service has applied it: the State's
@@ -78,7 +104,7 @@ func (r current) actor(ctx context.Context, id string) (*ActorState, []uint64, e
 	if held {
 		return a, ev, nil
 	}
-	return saved{r.s.store}.actor(ctx, id)
+	return saved{store: r.s.store}.actor(ctx, id)
 }
 
 func (r current) item(ctx context.Context, id ItemID) (*ItemState, []uint64, error) {
@@ -90,7 +116,7 @@ func (r current) item(ctx context.Context, id ItemID) (*ItemState, []uint64, err
 	if held {
 		return it, ev, nil
 	}
-	return saved{r.s.store}.item(ctx, id)
+	return saved{store: r.s.store}.item(ctx, id)
 }
 
 func (r current) claim(ctx context.Context, c [sha256.Size]byte) (ItemID, error) {
@@ -100,7 +126,7 @@ func (r current) claim(ctx context.Context, c [sha256.Size]byte) (ItemID, error)
 	if held {
 		return id, nil
 	}
-	return saved{r.s.store}.claim(ctx, c)
+	return saved{store: r.s.store}.claim(ctx, c)
 }
 
 // loaded are records read from a source for a check, with the event

@@ -2,6 +2,7 @@ package provenance
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -45,6 +46,9 @@ func (s *Service) catchUp(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := s.syncWithStore(ctx); err != nil {
+		return err
+	}
 	const chunk = 1024
 	for s.applied < cp.Size {
 		from := s.applied
@@ -52,7 +56,12 @@ func (s *Service) catchUp(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if err := s.applyLeaves(ctx, from, leaves); err != nil {
+		if err := s.applyLeaves(ctx, from, leaves); errors.Is(err, errIndexAhead) {
+			if err := s.syncWithStore(ctx); err != nil {
+				return err
+			}
+			continue
+		} else if err != nil {
 			return err
 		}
 		// A save that failed (a full disk) is tried again after
@@ -79,7 +88,7 @@ func (s *Service) applyLeaves(ctx context.Context, first uint64, leaves [][]byte
 		c, parseErr := s.takeChecked(leaf)
 		l := newLoaded()
 		if parseErr == nil {
-			if err := l.load(ctx, s.state, c.event, saved{s.store}); err != nil {
+			if err := l.load(ctx, s.state, c.event, saved{store: s.store, at: &index}); err != nil {
 				return fmt.Errorf("apply %d: %w", index, err)
 			}
 		}
@@ -128,7 +137,11 @@ func (s *Service) wake(from, to uint64) {
 	if to <= from {
 		return
 	}
-	s.appliedPos.Store(to)
+	// Only the applier stores it; it never goes back, even when the
+	// applier applies positions again (syncWithStore).
+	if to > s.appliedPos.Load() {
+		s.appliedPos.Store(to)
+	}
 	s.waitMu.Lock()
 	defer s.waitMu.Unlock()
 	if len(s.waiters) == 0 {
@@ -157,7 +170,7 @@ func (s *Service) noteApplied(a Applied) {
 		s.events[k] = append(s.events[k], a.Index)
 		s.dirty.items[k] = e.Item
 		if a.Claim != nil {
-			s.dirty.claims = append(s.dirty.claims, ClaimRecord{Claim: *a.Claim, Item: e.Item})
+			s.dirty.claims = append(s.dirty.claims, ClaimRecord{Claim: *a.Claim, Item: e.Item, Index: a.Index})
 		}
 	}
 }
@@ -202,7 +215,11 @@ func (s *Service) save(ctx context.Context) error {
 		d.Items = append(d.Items, ItemRecord{State: *s.state.items[k], Events: s.events[k]})
 	}
 	slices.SortFunc(d.Items, func(a, b ItemRecord) int { return compareItemIDs(a.State.ID, b.State.ID) })
-	if err := s.store.Save(ctx, d); err != nil {
+	if err := s.store.Save(ctx, d); errors.Is(err, ErrStoreGap) {
+		// Another replica saved a shared index first: what this one
+		// applied is there, or will be applied again from the log.
+		return s.syncWithStore(ctx)
+	} else if err != nil {
 		return fmt.Errorf("save index: %w", err)
 	}
 	s.mu.Lock()
@@ -214,6 +231,36 @@ func (s *Service) save(ctx context.Context) error {
 	clear(s.actorEvents)
 	clear(s.events)
 	clear(s.refused)
+	return nil
+}
+
+// syncWithStore makes sure the saved index ends where this Service's last
+// save left it. With an index shared by replicas, another may have saved
+// since: then what this one applied since its own last save is dropped,
+// and it goes on from where the saved index ends, ahead of it or behind.
+// Applying is deterministic, so the positions it applied again, or never
+// applies itself, come out as they did or would have.
+func (s *Service) syncWithStore(ctx context.Context) error {
+	at, err := s.store.Applied(ctx)
+	if err != nil {
+		return fmt.Errorf("read the index's position: %w", err)
+	}
+	if at == s.dirty.from {
+		return nil
+	}
+	s.mu.Lock()
+	from := s.applied
+	s.dirty = newDelta(at)
+	s.applied, s.state.next = at, at
+	clear(s.state.actors)
+	clear(s.state.items)
+	clear(s.state.claims)
+	clear(s.actorEvents)
+	clear(s.events)
+	clear(s.refused)
+	s.mu.Unlock()
+	s.lastSave = time.Now()
+	s.wake(from, at)
 	return nil
 }
 

@@ -28,8 +28,8 @@ type Store interface {
 	Actor(ctx context.Context, id string) (ActorRecord, error)
 	// Item returns an item's record.
 	Item(ctx context.Context, id ItemID) (ItemRecord, error)
-	// Claim returns the item whose buyer used a claim.
-	Claim(ctx context.Context, claim [sha256.Size]byte) (ItemID, error)
+	// Claim returns the record of a used claim.
+	Claim(ctx context.Context, claim [sha256.Size]byte) (ClaimRecord, error)
 	// Refused returns the refusals at log positions [from, to), in order.
 	Refused(ctx context.Context, from, to uint64) ([]Refusal, error)
 	// Save records, atomically, what applying the log positions
@@ -60,10 +60,11 @@ type ActorRecord struct {
 }
 
 // A ClaimRecord is a claim (salted hash of a claim code) that a buyer used
-// to receive Item.
+// to receive Item, at log position Index.
 type ClaimRecord struct {
 	Claim [sha256.Size]byte
 	Item  ItemID
+	Index uint64
 }
 
 // A Refusal is a leaf in the log that the custody rules refused when it

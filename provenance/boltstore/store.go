@@ -36,7 +36,7 @@ const (
 	appliedKey    = "applied"
 	formatKey     = "format"
 	// format names the layout above; Open deletes an index in any other.
-	format = "2"
+	format = "3"
 )
 
 var _ provenance.Store = (*Store)(nil)
@@ -144,27 +144,10 @@ func (s *Store) Item(ctx context.Context, id provenance.ItemID) (provenance.Item
 }
 
 // Claim implements provenance.Store.
-func (s *Store) Claim(ctx context.Context, claim [sha256.Size]byte) (provenance.ItemID, error) {
-	if err := ctx.Err(); err != nil {
-		return provenance.ItemID{}, err
-	}
-	var v string
-	err := s.db.View(func(tx *bbolt.Tx) error {
-		data := bucket(tx, claimBucket).Get(claim[:])
-		if data == nil {
-			return fmt.Errorf("%w: claim %x is not in the index", provenance.ErrNotFound, claim[:4])
-		}
-		v = string(data)
-		return nil
-	})
-	if err != nil {
-		return provenance.ItemID{}, err
-	}
-	id, err := provenance.ParseItemID(v)
-	if err != nil {
-		return provenance.ItemID{}, fmt.Errorf("claim %x in the index: %w", claim[:4], err)
-	}
-	return id, nil
+func (s *Store) Claim(ctx context.Context, claim [sha256.Size]byte) (provenance.ClaimRecord, error) {
+	var c provenance.ClaimRecord
+	err := s.get(ctx, claimBucket, claim[:], fmt.Sprintf("claim %x", claim[:4]), &c)
+	return c, err
 }
 
 // Refused implements provenance.Store.
@@ -218,7 +201,11 @@ func (s *Store) Save(ctx context.Context, d provenance.Delta) error {
 			}
 		}
 		for _, c := range d.Claims {
-			if err := bucket(tx, claimBucket).Put(c.Claim[:], []byte(c.Item.String())); err != nil {
+			v, err := json.Marshal(c)
+			if err != nil {
+				return err
+			}
+			if err := bucket(tx, claimBucket).Put(c.Claim[:], v); err != nil {
 				return err
 			}
 		}

@@ -153,7 +153,7 @@ func testSaveAndRead(t *testing.T, s provenance.Store) {
 		From: 0, To: 5,
 		Actors:  []provenance.ActorRecord{actorRecord("swift", 0), actorRecord("acme", 1, 2)},
 		Items:   []provenance.ItemRecord{itemRecord(odd, 2), itemRecord(plain, 3)},
-		Claims:  []provenance.ClaimRecord{{Claim: claim, Item: odd}},
+		Claims:  []provenance.ClaimRecord{{Claim: claim, Item: odd, Index: 3}},
 		Refused: []provenance.Refusal{{Index: 4, Reason: "stale prev: \u2014 <b>"}},
 	})
 	if at := applied(t, s); at != 5 {
@@ -163,8 +163,9 @@ func testSaveAndRead(t *testing.T, s provenance.Store) {
 	wantActor(t, s, actorRecord("acme", 1, 2))
 	wantItem(t, s, itemRecord(odd, 2))
 	wantItem(t, s, itemRecord(plain, 3))
-	if got, err := s.Claim(t.Context(), claim); err != nil || got != odd {
-		t.Fatalf("claim: %v, %v; want %v", got, err, odd)
+	want := provenance.ClaimRecord{Claim: claim, Item: odd, Index: 3}
+	if got, err := s.Claim(t.Context(), claim); err != nil || got != want {
+		t.Fatalf("claim: %+v, %v; want %+v", got, err, want)
 	}
 
 	// A later delta replaces what it names and leaves the rest.
@@ -219,7 +220,7 @@ func testGap(t *testing.T, s provenance.Store) {
 	} {
 		d.Items = []provenance.ItemRecord{itemRecord(item(t, "S1"), 1, 2), itemRecord(item(t, "GAP"), 2)}
 		d.Actors = []provenance.ActorRecord{actorRecord("gap", 2)}
-		d.Claims = []provenance.ClaimRecord{{Claim: sha256.Sum256([]byte("gap")), Item: item(t, "GAP")}}
+		d.Claims = []provenance.ClaimRecord{{Claim: sha256.Sum256([]byte("gap")), Item: item(t, "GAP"), Index: 2}}
 		d.Refused = []provenance.Refusal{{Index: 2, Reason: "gap"}}
 		if err := s.Save(t.Context(), d); !errors.Is(err, provenance.ErrStoreGap) {
 			t.Fatalf("delta [%d, %d) on an index at 3: %v, want an error matching ErrStoreGap", d.From, d.To, err)
@@ -292,7 +293,7 @@ func testReset(t *testing.T, s provenance.Store) {
 	save(t, s, provenance.Delta{From: 0, To: 4,
 		Actors:  []provenance.ActorRecord{actorRecord("swift", 0)},
 		Items:   []provenance.ItemRecord{itemRecord(item(t, "S1"), 1)},
-		Claims:  []provenance.ClaimRecord{{Claim: sha256.Sum256([]byte("c")), Item: item(t, "S1")}},
+		Claims:  []provenance.ClaimRecord{{Claim: sha256.Sum256([]byte("c")), Item: item(t, "S1"), Index: 2}},
 		Refused: []provenance.Refusal{{Index: 3, Reason: "x"}},
 	})
 	if err := s.Reset(t.Context()); err != nil {

@@ -1,6 +1,6 @@
 module github.com/provtrail/provtrail
 
-go 1.26.8
+go 1.27.3
 
 require (
 	github.com/PuerkitoBio/goquery v1.13.0

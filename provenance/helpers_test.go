@@ -168,15 +168,6 @@ func dump(t testing.TB, s *State) string {
 	return string(b)
 }
 
-func mustItem(t testing.TB, gtin, serial string) ItemID {
-	t.Helper()
-	id, err := NewItemID(gtin, serial)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id
-}
-
 // ruleErr checks err is a *RuleError matching want.
 func ruleErr(t testing.TB, err, want error) {
 	t.Helper()

@@ -117,7 +117,7 @@ func TestLogEndpoints(t *testing.T) {
 		t.Errorf("healthz %d %q", resp.StatusCode, body)
 	}
 	e.get(mustItem(t, gtin, "LOG1").DigitalLink(""))
-	resp, body = e.get("/metrics")
+	_, body = e.get("/metrics")
 	for _, want := range []string{
 		`provtrail_events_submitted_total{outcome="accepted"} 5`,
 		`provtrail_page_renders_total{page="history"} 1`,

@@ -10,7 +10,7 @@ import (
 
 	"github.com/provtrail/provtrail/cmd/internal/datadir"
 	"github.com/provtrail/provtrail/provenance"
-	"go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // backend is what the verbs need of a provtrail log: submit a signed
@@ -93,7 +93,7 @@ func openLocal(ctx context.Context, dir string, create bool, origin string) (*lo
 		}
 	}
 	n, err := datadir.Open(ctx, datadir.Config{Dir: dir, Origin: origin})
-	if errors.Is(err, bbolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("data directory %s is in use by another process (is provd running on it?)", dir)
 	}
 	if err != nil {

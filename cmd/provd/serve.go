@@ -20,7 +20,7 @@ import (
 	"github.com/provtrail/provtrail/merkle"
 	"github.com/provtrail/provtrail/provenance/boltstore"
 	"github.com/provtrail/provtrail/web"
-	"go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -69,7 +69,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 			OpenTrillian: openTrillian},
 		Witnesses: witnesses,
 	})
-	if errors.Is(err, bbolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return fmt.Errorf("data directory %s is in use by another process (another provd, or prov?)", cfg.DataDir)
 	}
 	if err != nil {

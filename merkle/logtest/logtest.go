@@ -234,20 +234,20 @@ func checkpoint(ctx context.Context, h *handle, ref *refTree) (merkle.Checkpoint
 	var cp merkle.Checkpoint
 	err := call("Checkpoint", func() (err error) { cp, err = h.Log.Checkpoint(ctx); return err })
 	if err != nil {
-		return cp, fmt.Errorf("Checkpoint: %w", err)
+		return cp, fmt.Errorf("checkpoint: %w", err)
 	}
 	parsed, err := merkle.ParseCheckpoint(cp.Note, h.Origin, h.Verifier)
 	if err != nil {
-		return cp, fmt.Errorf("Checkpoint returned a note that does not verify with the log's verifier and origin %q: %w\n%s", h.Origin, err, cp.Note)
+		return cp, fmt.Errorf("checkpoint returned a note that does not verify with the log's verifier and origin %q: %w\n%s", h.Origin, err, cp.Note)
 	}
 	if parsed.Origin != cp.Origin || parsed.Size != cp.Size || parsed.Root != cp.Root {
-		return cp, fmt.Errorf("Checkpoint fields (%q, %d, %v) differ from its signed note (%q, %d, %v)", cp.Origin, cp.Size, cp.Root, parsed.Origin, parsed.Size, parsed.Root)
+		return cp, fmt.Errorf("checkpoint fields (%q, %d, %v) differ from its signed note (%q, %d, %v)", cp.Origin, cp.Size, cp.Root, parsed.Origin, parsed.Size, parsed.Root)
 	}
 	if cp.Size != ref.size() {
-		return cp, fmt.Errorf("Checkpoint size is %d after %d distinct leaves were appended", cp.Size, ref.size())
+		return cp, fmt.Errorf("checkpoint size is %d after %d distinct leaves were appended", cp.Size, ref.size())
 	}
 	if want := ref.root(cp.Size); cp.Root != want {
-		return cp, fmt.Errorf("Checkpoint root for size %d is %v; computed independently: %v", cp.Size, cp.Root, want)
+		return cp, fmt.Errorf("checkpoint root for size %d is %v; computed independently: %v", cp.Size, cp.Root, want)
 	}
 	return cp, nil
 }
@@ -257,14 +257,14 @@ func appendLeaves(ctx context.Context, h *handle, leaves [][]byte, want []uint64
 	var got []uint64
 	err := call("Append", func() (err error) { got, err = h.Log.Append(ctx, leaves); return err })
 	if err != nil {
-		return fmt.Errorf("Append of %d leaves: %w", len(leaves), err)
+		return fmt.Errorf("append of %d leaves: %w", len(leaves), err)
 	}
 	if len(got) != len(want) {
-		return fmt.Errorf("Append of %d leaves returned %d indices %v, want %v", len(leaves), len(got), got, want)
+		return fmt.Errorf("append of %d leaves returned %d indices %v, want %v", len(leaves), len(got), got, want)
 	}
 	for i := range want {
 		if got[i] != want[i] {
-			return fmt.Errorf("Append of %d leaves (the first %q) returned indices %v, want %v", len(leaves), leaves[0], got, want)
+			return fmt.Errorf("append of %d leaves (the first %q) returned indices %v, want %v", len(leaves), leaves[0], got, want)
 		}
 	}
 	return nil
@@ -681,7 +681,7 @@ func checkInvalidLeaves(t *testing.T, cfg Config) error {
 		var idx []uint64
 		err := call("Append", func() (err error) { idx, err = h.Log.Append(ctx, tc.batch); return err })
 		if !errors.Is(err, merkle.ErrInvalidLeaf) {
-			return fmt.Errorf("Append of %s = %v, %v; want an error matching merkle.ErrInvalidLeaf", tc.name, idx, err)
+			return fmt.Errorf("append of %s = %v, %v; want an error matching merkle.ErrInvalidLeaf", tc.name, idx, err)
 		}
 		if _, err := checkpoint(ctx, h, ref); err != nil {
 			return fmt.Errorf("after the failed Append of %s: %w", tc.name, err)
@@ -1020,7 +1020,7 @@ func checkCancelled(t *testing.T, cfg Config) error {
 	var idx []uint64
 	err := call("Append", func() (err error) { idx, err = h.Log.Append(ctx, [][]byte{testLeaf("ctx", 1)}); return err })
 	if !errors.Is(err, context.Canceled) {
-		return fmt.Errorf("Append with a cancelled context = %v, %v; want an error matching context.Canceled", idx, err)
+		return fmt.Errorf("append with a cancelled context = %v, %v; want an error matching context.Canceled", idx, err)
 	}
 	if _, err := checkpoint(t.Context(), h, ref); err != nil {
 		return fmt.Errorf("after Append with a cancelled context: %w", err)
@@ -1037,7 +1037,7 @@ func checkClosed(t *testing.T, cfg Config) error {
 		return err
 	}
 	if err := h.close(); err != nil {
-		return fmt.Errorf("Close: %w", err)
+		return fmt.Errorf("close: %w", err)
 	}
 	calls := []struct {
 		name string

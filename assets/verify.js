@@ -69,15 +69,23 @@
     return btoa(s);
   }
 
-  // Strict standard base64, as Go's base64.StdEncoding.Strict(): padding
-  // required and unused bits zero, so each value has one text form.
-  function b64decode(s, what) {
-    if (typeof s !== 'string' || !/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(s)) {
-      fail(`${what} is not base64`);
-    }
+  // Padded standard base64: the alphabet, whole groups of four.
+  const B64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+  // b64bytes decodes s, which B64_RE accepts, as atob does: whatever the
+  // unused bits of its last digit.
+  function b64bytes(s) {
     const bin = atob(s);
     const out = new Uint8Array(bin.length);
     for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out;
+  }
+
+  // Strict standard base64, as Go's base64.StdEncoding.Strict(): padding
+  // required and unused bits zero, so each value has one text form.
+  function b64decode(s, what) {
+    if (typeof s !== 'string' || !B64_RE.test(s)) fail(`${what} is not base64`);
+    const out = b64bytes(s);
     if (b64encode(out) !== s) fail(`${what} is not canonical base64`);
     return out;
   }
@@ -182,7 +190,11 @@
   }
 
   // parseNote splits a signed note into its text and signature lines, with
-  // the checks note.Open makes before it verifies anything.
+  // the checks Go's note.Open makes before it verifies anything, and one
+  // more, as the Go parsers make: every signature's base64 must be
+  // canonical. note.Open (and atob) ignore the unused bits of the last
+  // base64 digit, so one signature could be written four ways, and one
+  // signed event would have four leaves with four leaf hashes.
   function parseNote(bytes, what) {
     let msg;
     try { msg = utf8Strict.decode(bytes); } catch { fail(`${what} is not valid UTF-8`); }
@@ -199,9 +211,10 @@
       const sp = rest.indexOf(' ');
       const name = sp < 0 ? rest : rest.slice(0, sp);
       const b64 = sp < 0 ? '' : rest.slice(sp + 1);
-      let sig;
-      try { sig = b64decode(b64, 'signature'); } catch { fail(`${what} has a malformed signature line`); }
-      if (!validName(name) || sig.length < 5) fail(`${what} has a malformed signature line`);
+      if (!validName(name) || !B64_RE.test(b64)) fail(`${what} has a malformed signature line`);
+      const sig = b64bytes(b64);
+      if (sig.length < 5) fail(`${what} has a malformed signature line`);
+      if (b64encode(sig) !== b64) fail(`${what}: signature base64 is not canonical`);
       const hash = ((sig[0] << 24) | (sig[1] << 16) | (sig[2] << 8) | sig[3]) >>> 0;
       sigs.push({ name, hash, b64, sig: sig.slice(4) });
     }

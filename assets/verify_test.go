@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
+	"github.com/provtrail/provtrail/merkle"
 	"github.com/provtrail/provtrail/provenance"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -107,6 +109,10 @@ func verifyCases(t *testing.T) []verifyCase {
 	}
 	otherLog := newVerifierKey(t, trust.Origin)
 	otherOp := newVerifierKey(t, "operator")
+	noncanonical, err := os.ReadFile("../provenance/testdata/fail_noncanonical_sig.bundle.json")
+	if err != nil {
+		t.Fatal(err)
+	}
 	withLog, withOp := trust, trust
 	withLog.LogKey, withOp.OperatorKey = otherLog, otherOp
 
@@ -143,6 +149,10 @@ func verifyCases(t *testing.T) []verifyCase {
 			bundle: mutate(func(b *bundleFile) { b.Entries = b.Entries[1:] })},
 		{name: "not-canonical", trust: trust, reason: "canonical form",
 			bundle: bytes.Replace(raw, []byte(`"index": 4,`), []byte(`"index":4,`), 1)},
+		// The receive's signature with its last base64 digit spelled
+		// another way, in a log that holds that leaf.
+		{name: "noncanonical-signature", trust: trust, reason: "signature base64 is not canonical",
+			bundle: noncanonical},
 	}
 }
 
@@ -247,5 +257,160 @@ func TestVerifyAPI(t *testing.T) {
 			got.Role != string(e.Role) || got.LeafHash != e.LeafHash.String() {
 			t.Errorf("event %d: JS %+v, Go index %d %s by %s (%s) leaf hash %s", i, got, e.Index, e.Event.Kind, e.Event.Actor, e.Role, e.LeafHash)
 		}
+	}
+}
+
+// vectorReasons are what verify.js must say for some of the fail_ bundle
+// vectors in provenance/testdata.
+var vectorReasons = map[string]string{
+	"fail_noncanonical_sig.bundle.json":            "the event: signature base64 is not canonical",
+	"fail_noncanonical_checkpoint_sig.bundle.json": "the checkpoint: signature base64 is not canonical",
+	"fail_noncanonical_leaf_base64.bundle.json":    "the leaf is not canonical base64",
+	"fail_two_signatures.bundle.json":              "the event has 2 signatures, want 1",
+	"fail_tampered_proof.bundle.json":              "inclusion proof does not lead to the checkpoint root",
+	"fail_missing_enrollment.bundle.json":          `"acme" is not enrolled`,
+	"fail_tampered_text.bundle.json":               `the signature of "swift" on the receive event is invalid`,
+	"fail_wrong_key.bundle.json":                   "signed by another key",
+	"fail_checkpoint_wrong_key.bundle.json":        "not signed by the pinned log key",
+	"fail_key_order.bundle.json":                   "canonical form",
+	"fail_unknown_field.bundle.json":               "canonical form",
+}
+
+// TestVerifyVectors runs the in-browser verifier on every good_ and fail_
+// bundle of provenance/testdata: it accepts exactly the ones Go's
+// VerifyBundle accepts, and says why it refuses the others.
+func TestVerifyVectors(t *testing.T) {
+	_, trust := goodBundle(t)
+	files, err := filepath.Glob("../provenance/testdata/fail_*.bundle.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, "../provenance/testdata/good_bundle.json")
+	srv := newServer(t, func(*http.Request) any {
+		return map[string]string{"BundleURL": "/none", "Origin": trust.Origin, "LogKey": trust.LogKey, "OperatorKey": trust.OperatorKey}
+	}, nil)
+	ctx := newTab(t)
+	if err := chromedp.Run(ctx, chromedp.Navigate(srv.URL+"/t/verify")); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range files {
+		name := filepath.Base(path)
+		t.Run(name, func(t *testing.T) {
+			raw, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, goErr := provenance.VerifyBundle(raw, trust)
+			arg, _ := json.Marshal(map[string]any{"text": string(raw),
+				"trust": map[string]string{"origin": trust.Origin, "logKey": trust.LogKey, "operatorKey": trust.OperatorKey}})
+			var res struct {
+				OK    bool   `json:"ok"`
+				Error string `json:"error"`
+			}
+			if err := chromedp.Run(ctx, evalAsync(`(a => provtrailVerify(a.text, a.trust))(`+string(arg)+`)`, &res)); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("Go: %v\nJS: %s", goErr, res.Error)
+			if res.OK != (goErr == nil) {
+				t.Fatalf("verify.js ok = %v (%s), Go: %v", res.OK, res.Error, goErr)
+			}
+			if want := vectorReasons[name]; !res.OK && !strings.Contains(res.Error, want) {
+				t.Errorf("verify.js says %q, want %q", res.Error, want)
+			}
+		})
+	}
+}
+
+// TestParseEventVectors parses every good_ and fail_ event leaf of
+// provenance/testdata with verify.js's parseEvent: it refuses exactly the
+// leaves Go's ParseEvent refuses (the wrong key and tampered text ones
+// parse, and fail when the signature is checked).
+func TestParseEventVectors(t *testing.T) {
+	files, err := filepath.Glob("../provenance/testdata/*.event")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newServer(t, func(*http.Request) any { return map[string]string{"BundleURL": "/none"} }, nil)
+	ctx := newTab(t)
+	if err := chromedp.Run(ctx, chromedp.Navigate(srv.URL+"/t/verify")); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range files {
+		name := filepath.Base(path)
+		t.Run(name, func(t *testing.T) {
+			leaf, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, goErr := provenance.ParseEvent(leaf)
+			arg, _ := json.Marshal(base64.StdEncoding.EncodeToString(leaf))
+			var jsErr string
+			err = chromedp.Run(ctx, evalAsync(`(b64 => {
+				try { provtrailVerifyLib.parseEvent(provtrailVerifyLib.b64decode(b64, 'leaf')); return ''; }
+				catch (e) { return e.message || String(e); }
+			})(`+string(arg)+`)`, &jsErr))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("Go: %v\nJS: %s", goErr, jsErr)
+			if (jsErr == "") != (goErr == nil) {
+				t.Fatalf("verify.js parseEvent: %q; Go ParseEvent: %v", jsErr, goErr)
+			}
+			if name == "fail_noncanonical_sig.event" && !strings.Contains(jsErr, "signature base64 is not canonical") {
+				t.Errorf("verify.js says %q, want it to say the signature base64 is not canonical", jsErr)
+			}
+		})
+	}
+}
+
+// TestCheckpointVectors checks every good_ and fail_ checkpoint of
+// merkle/testdata with verify.js's verifyCheckpoint against the log key in
+// merkle/testdata/log.vkey: it refuses exactly the checkpoints Go's
+// merkle.ParseCheckpoint refuses.
+func TestCheckpointVectors(t *testing.T) {
+	files, err := filepath.Glob("../merkle/testdata/*.checkpoint")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile("../merkle/testdata/log.vkey")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vkey := strings.TrimSpace(string(b))
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newServer(t, func(*http.Request) any { return map[string]string{"BundleURL": "/none"} }, nil)
+	ctx := newTab(t)
+	if err := chromedp.Run(ctx, chromedp.Navigate(srv.URL+"/t/verify")); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range files {
+		name := filepath.Base(path)
+		t.Run(name, func(t *testing.T) {
+			cp, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, goErr := merkle.ParseCheckpoint(cp, v.Name(), v)
+			arg, _ := json.Marshal(map[string]string{"cp": string(cp), "origin": v.Name(), "vkey": vkey})
+			var jsErr string
+			err = chromedp.Run(ctx, evalAsync(`(async a => {
+				const lib = provtrailVerifyLib;
+				try { await lib.verifyCheckpoint(a.cp, a.origin, await lib.parseVerifierKey(a.vkey, 'the log key')); return ''; }
+				catch (e) { return e.message || String(e); }
+			})(`+string(arg)+`)`, &jsErr))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("Go: %v\nJS: %s", goErr, jsErr)
+			if (jsErr == "") != (goErr == nil) {
+				t.Fatalf("verify.js verifyCheckpoint: %q; Go ParseCheckpoint: %v", jsErr, goErr)
+			}
+			if strings.Contains(name, "noncanonical") && !strings.Contains(jsErr, "signature base64 is not canonical") {
+				t.Errorf("verify.js says %q, want it to say the signature base64 is not canonical", jsErr)
+			}
+		})
 	}
 }

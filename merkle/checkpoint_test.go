@@ -127,6 +127,7 @@ func TestParseCheckpointBad(t *testing.T) {
 	}
 	bodyLen := bytes.Index(good.Note, []byte("\n\n")) + 1
 	b64 := root.String()
+	cosigned := signText(t, string(good.Note[:bodyLen]), key.signer, newTestKey(t, "witness.example.net").signer)
 	tests := []struct {
 		name   string
 		msg    []byte
@@ -145,6 +146,9 @@ func TestParseCheckpointBad(t *testing.T) {
 		{"flipped byte in root", flip(bodyLen - 10), testOrigin},
 		{"flipped byte in signature", flip(len(good.Note) - 10), testOrigin},
 		{"flipped byte in key hash", flip(bodyLen + 1 + len("— "+testOrigin+" ") + 2), testOrigin},
+		{"signature base64 not canonical", otherBase64(good.Note), testOrigin},
+		{"cosignature base64 not canonical", otherBase64(cosigned), testOrigin},
+		{"signature line repeated, not canonical", append(bytes.Clone(good.Note), sigLines(otherBase64(good.Note))...), testOrigin},
 		{"too few lines", signText(t, testOrigin+"\n5\n", key.signer), testOrigin},
 		{"size not a number", signText(t, testOrigin+"\nfive\n"+b64+"\n", key.signer), testOrigin},
 		{"negative size", signText(t, testOrigin+"\n-5\n"+b64+"\n", key.signer), testOrigin},

@@ -2,8 +2,10 @@ package merkle_test
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/provtrail/provtrail/merkle"
@@ -53,6 +55,13 @@ func FuzzParseCheckpoint(f *testing.F) {
 	f.Add(signText(f, fuzzOrigin+"\n5\n", signer))
 	f.Add([]byte(fuzzOrigin + "\n5\n" + rt.root(5).String() + "\n\n— " + fuzzOrigin + " AAAA\n"))
 	f.Add([]byte{})
+	cp, err := merkle.SignCheckpoint(signer, fuzzOrigin, 5, rt.root(5))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(otherBase64(cp.Note))
+	f.Add(append(bytes.Clone(cp.Note), sigLines(otherBase64(cp.Note))...))
+	f.Add(append(bytes.Clone(cp.Note), "— witness.example/w AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB\n"...))
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		cp, err := merkle.ParseCheckpoint(msg, fuzzOrigin, verifier)
 		if err != nil {
@@ -63,6 +72,10 @@ func FuzzParseCheckpoint(f *testing.F) {
 		}
 		if cp.Origin != fuzzOrigin || !bytes.Equal(cp.Note, msg) {
 			t.Fatalf("ParseCheckpoint = %+v for origin %q", cp, fuzzOrigin)
+		}
+		// Every signature line is in canonical base64.
+		if canon := canonicalSigs(t, msg); !bytes.Equal(canon, msg) {
+			t.Fatalf("ParseCheckpoint accepted %q, whose signatures are written %q", msg, canon)
 		}
 		// The body starts with the canonical encoding of the fields...
 		body := fmt.Sprintf("%s\n%d\n%s\n", cp.Origin, cp.Size, cp.Root)
@@ -108,6 +121,44 @@ func FuzzParseProof(f *testing.F) {
 		p2, err := merkle.ParseProof(out)
 		if err != nil || p2.Index != p.Index || !equalHashes(p2.Hashes, p.Hashes) || !bytes.Equal(p2.Checkpoint, p.Checkpoint) {
 			t.Fatalf("round trip of %+v gave %+v, %v", p, p2, err)
+		}
+	})
+}
+
+// FuzzFormatProof checks the formatter against the parser: a proof whose
+// checkpoint is lines of text, each ending in a newline (as every signed
+// note's), formats to bytes that parse back to the same proof.
+func FuzzFormatProof(f *testing.F) {
+	proofs, _ := fuzzProofs(f)
+	for _, b := range proofs {
+		p, err := merkle.ParseProof(b)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(p.Index, joinHashes(p.Hashes), p.Checkpoint)
+	}
+	f.Add(uint64(0), []byte{}, []byte{})
+	f.Add(uint64(1<<64-1), make([]byte, 3*merkle.HashSize), []byte("\nx\n\n"))
+	f.Add(uint64(7), []byte{}, []byte("no newline"))
+	f.Add(uint64(7), []byte{}, []byte("crlf\r\n"))
+	f.Fuzz(func(t *testing.T, index uint64, hashes, checkpoint []byte) {
+		hs, ok := splitHashes(hashes)
+		if !ok {
+			return
+		}
+		p := merkle.Proof{Index: index, Hashes: hs, Checkpoint: checkpoint}
+		b := merkle.FormatProof(p)
+		got, err := merkle.ParseProof(b)
+		lines := len(checkpoint) == 0 || checkpoint[len(checkpoint)-1] == '\n' && !bytes.Contains(checkpoint, []byte("\r")) && len(checkpoint) < 60000
+		switch {
+		case err != nil && lines:
+			t.Fatalf("FormatProof(%+v) = %q, which ParseProof refuses: %v", p, b, err)
+		case err != nil:
+			if !errors.Is(err, merkle.ErrBadProof) {
+				t.Fatalf("ParseProof error %v does not match ErrBadProof", err)
+			}
+		case got.Index != p.Index || !equalHashes(got.Hashes, p.Hashes) || !bytes.Equal(got.Checkpoint, p.Checkpoint):
+			t.Fatalf("ParseProof(FormatProof(%+v)) = %+v", p, got)
 		}
 	})
 }
@@ -239,4 +290,37 @@ func FuzzVerifyConsistency(f *testing.F) {
 			t.Fatalf("VerifyConsistency accepted %d -> %d with proof %v", oldSize, newSize, hs)
 		}
 	})
+}
+
+// sigLines returns the signature lines of a signed note.
+func sigLines(msg []byte) []byte {
+	return msg[bytes.LastIndex(msg, []byte("\n\n"))+2:]
+}
+
+// otherBase64 returns the signed note msg with the last base64 digit of
+// its last signature line changed in the bits the decoder ignores: the
+// same signature, spelled in a non-canonical way that note.Open accepts.
+func otherBase64(msg []byte) []byte {
+	out := bytes.Clone(msg)
+	i := len(bytes.TrimRight(bytes.TrimSuffix(out, []byte("\n")), "=")) - 1
+	const digits = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	out[i] = digits[strings.IndexByte(digits, out[i])^1]
+	return out
+}
+
+// canonicalSigs returns the signed note msg with the base64 of each
+// signature line decoded (leniently, as note.Open does) and encoded again.
+func canonicalSigs(t testing.TB, msg []byte) []byte {
+	t.Helper()
+	split := bytes.LastIndex(msg, []byte("\n\n")) + 2
+	out := bytes.Clone(msg[:split])
+	for line := range strings.Lines(string(msg[split:])) {
+		name, b64, _ := strings.Cut(strings.TrimPrefix(strings.TrimSuffix(line, "\n"), "\u2014 "), " ")
+		raw, err := base64.StdEncoding.DecodeString(b64)
+		if err != nil {
+			t.Fatalf("signature line %q: %v", line, err)
+		}
+		out = fmt.Appendf(out, "\u2014 %s %s\n", name, base64.StdEncoding.EncodeToString(raw))
+	}
+	return out
 }

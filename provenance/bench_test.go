@@ -1,7 +1,6 @@
 package provenance
 
 import (
-	"os"
 	"testing"
 
 	"golang.org/x/mod/sumdb/note"
@@ -103,25 +102,4 @@ func stateAt(tb testing.TB, f *fixture, n uint64) *State {
 		}
 	}
 	return st
-}
-
-// TestWriteBundleExample writes the worked example of docs/bundle.md to
-// the file named by PROVTRAIL_BUNDLE_EXAMPLE, when that is set.
-func TestWriteBundleExample(t *testing.T) {
-	path := os.Getenv("PROVTRAIL_BUNDLE_EXAMPLE")
-	if path == "" {
-		t.Skip("set PROVTRAIL_BUNDLE_EXAMPLE=file to write the docs example")
-	}
-	f := newFixture(t)
-	f.ok(f.enrollLeaf("acme", RoleManufacturer))
-	f.ok(f.enrollLeaf("swift", RoleCourier))
-	f.ok(f.registerLeaf("acme", itemX))
-	f.ok(f.handoffLeaf("acme", itemX, Handoff{To: "swift"}))
-	f.ok(f.receiveLeaf("swift", itemX))
-	l := newTestLog(t, f, 6, func(i uint64) uint64 { return i })
-	b := l.bundle(t, itemX)
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("trust: %+v", l.trust)
 }

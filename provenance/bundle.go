@@ -40,8 +40,9 @@ type BundleEntry struct {
 }
 
 // A BundleError says why a proof bundle does not verify. It matches
-// ErrBadBundle and unwraps to the cause (e.g. merkle.ErrBadCheckpoint,
-// merkle.ErrBadProof, or a *RuleError and its sentinel).
+// ErrBadBundle and unwraps to the cause (e.g. ErrMalformedBundle,
+// merkle.ErrBadCheckpoint, merkle.ErrBadProof, or a *RuleError and its
+// sentinel).
 type BundleError struct {
 	Entry int    // the entry at fault, counting from 0; -1 for the bundle as a whole
 	Index uint64 // its log index, if Entry >= 0

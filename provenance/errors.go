@@ -57,6 +57,10 @@ var (
 	ErrOutOfOrder = errors.New("log index out of order")
 	// ErrBadBundle is matched by every *BundleError.
 	ErrBadBundle = errors.New("bad proof bundle")
+	// ErrMalformedBundle: the bundle is not the canonical JSON of its
+	// format (docs/bundle.md). A *BundleError that unwraps to it matches
+	// ErrBadBundle too.
+	ErrMalformedBundle = errors.New("malformed proof bundle")
 )
 
 // errorCodes names the refusals a request to the JSON API can meet (the

@@ -4,16 +4,13 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/provtrail/provtrail/merkle"
 	"golang.org/x/mod/sumdb/note"
@@ -255,12 +252,14 @@ func VerifyEvent(leaf []byte, verifier note.Verifier) (Event, error) {
 	return e, nil
 }
 
+// verifySig checks the signature parseLeaf found in leaf against v, which
+// must be the key named actor with the signature's key hash. It is the
+// check note.Open makes once it has matched a signature line to a known
+// key; parseLeaf has parsed the note with note.Open already.
 func verifySig(leaf []byte, actor string, sig *leafSig, v note.Verifier) error {
 	if v.Name() != actor || v.KeyHash() != sig.keyHash {
 		return fmt.Errorf("%w: signed by key %s/%08x, want %s/%08x", ErrBadSignature, actor, sig.keyHash, v.Name(), v.KeyHash())
 	}
-	// What note.Open does once it has matched the signature line to v:
-	// parseLeaf has parsed the note already, so it is not parsed again.
 	if !v.Verify(leaf[:sig.text], sig.sig[:]) {
 		return fmt.Errorf("%w: invalid signature for key %s+%08x", ErrBadSignature, actor, sig.keyHash)
 	}
@@ -275,125 +274,69 @@ type leafSig struct {
 }
 
 // parseLeaf parses an event note and returns the event and its one
-// signature.
+// signature, unverified.
+//
+// note.Open, knowing no key, parses the note: the leaf is then a signed
+// note as every verifier of the log reads it. On top of what note.Open
+// accepts, an event leaf must be exactly its text and one signature line,
+// and that line's base64 must be canonical (the unused bits of its last
+// digit zero), so that one signed event has exactly one leaf and one leaf
+// hash.
 func parseLeaf(leaf []byte) (Event, leafSig, error) {
 	if err := merkle.CheckLeaf(leaf); err != nil {
 		return Event{}, leafSig{}, malformed("note", "%v", err)
 	}
-	ls, name, ok := parseOneSigNote(leaf)
-	if !ok {
-		_, err := note.Open(leaf, noVerifiers)
-		var unverified *note.UnverifiedNoteError
-		if !errors.As(err, &unverified) {
-			return Event{}, leafSig{}, malformed("note", "not a signed note")
-		}
-		n := unverified.Note
-		if len(n.UnverifiedSigs) != 1 {
-			return Event{}, leafSig{}, malformed("note", "has %d signatures, want 1", len(n.UnverifiedSigs))
-		}
-		sig := n.UnverifiedSigs[0]
-		// Exactly one signature line, and nothing else: one leaf per
-		// event. (The fast path takes no other shape.)
-		if !isOneSignatureLine(leaf, n.Text, sig) {
-			return Event{}, leafSig{}, malformed("note", "signature block is not one signature line")
-		}
-		// The signature's base64 as it is in the leaf: a []byte, no copy.
-		b64 := leaf[len(leaf)-1-len(sig.Base64) : len(leaf)-1]
-		if ls, ok = decodeSig(b64); !ok || ls.keyHash != sig.Hash {
-			return Event{}, leafSig{}, malformed("note", "signature is not an Ed25519 signature")
-		}
-		ls.text, name = len(n.Text), sig.Name
+	_, err := note.Open(leaf, note.VerifierList())
+	var unverified *note.UnverifiedNoteError
+	if !errors.As(err, &unverified) {
+		return Event{}, leafSig{}, malformed("note", "not a signed note")
 	}
+	n := unverified.Note
+	if len(n.UnverifiedSigs) != 1 {
+		return Event{}, leafSig{}, malformed("note", "has %d signatures, want 1", len(n.UnverifiedSigs))
+	}
+	sig := n.UnverifiedSigs[0]
+	// note.Open drops a repeated signature line: the leaf must hold the
+	// line once, and nothing after it.
+	if string(leaf[len(n.Text):]) != "\n\u2014 "+sig.Name+" "+sig.Base64+"\n" {
+		return Event{}, leafSig{}, malformed("note", "signature block is not one signature line")
+	}
+	ls, err := decodeSig(sig)
+	if err != nil {
+		return Event{}, leafSig{}, err
+	}
+	ls.text = len(n.Text)
 	e, err := decodeEventText(leaf[:ls.text])
 	if err != nil {
 		return Event{}, leafSig{}, err
 	}
-	if name != e.Actor {
-		return Event{}, leafSig{}, malformed("actor", "event actor is %q but the note is signed by %q", e.Actor, name)
+	if sig.Name != e.Actor {
+		return Event{}, leafSig{}, malformed("actor", "event actor is %q but the note is signed by %q", e.Actor, sig.Name)
 	}
 	return e, ls, nil
 }
 
-// parseOneSigNote is what note.Open, knowing no key, finds in a note of
-// the shape every event leaf has: valid UTF-8 text, a blank line, and one
-// signature line whose name is printable ASCII and whose signature is a
-// key hash and 64 bytes. It reports false for anything else, which the
-// caller then gives to note.Open: that decides, and words the refusal.
-// note.Open allocates two maps, an error and the note for every leaf, and
-// checks its UTF-8 a rune at a time: about 2 us an event in
-// BenchmarkSubmit's profile. FuzzParseOneSigNote checks it accepts nothing
-// that note.Open parses otherwise.
-func parseOneSigNote(leaf []byte) (sig leafSig, name string, ok bool) {
-	if !utf8.Valid(leaf) || slices.ContainsFunc(leaf, func(c byte) bool { return c < 0x20 && c != '\n' }) {
-		return sig, "", false
+// decodeSig decodes the base64 of a note signature that must be a key
+// hash and an Ed25519 signature. note.Open decodes it leniently: any value
+// of the unused bits of the last digit is accepted, so one signature has
+// up to four spellings. Strict decoding refuses all but the canonical one.
+func decodeSig(sig note.Signature) (leafSig, error) {
+	raw, err := base64.StdEncoding.Strict().DecodeString(sig.Base64)
+	if err != nil {
+		return leafSig{}, malformed("note", "signature base64 is not canonical")
 	}
-	// The signature line is the last line, after a blank one; as it holds
-	// no newline, the blank line is the last one of the note, where
-	// note.Open splits it.
-	line, ok := bytes.CutSuffix(leaf, []byte("\n"))
-	if !ok {
-		return sig, "", false
+	if len(raw) != 4+64 {
+		return leafSig{}, malformed("note", "signature is not an Ed25519 signature")
 	}
-	nl := bytes.LastIndexByte(line, '\n')
-	if nl < 1 || line[nl-1] != '\n' {
-		return sig, "", false
-	}
-	if line, ok = bytes.CutPrefix(line[nl+1:], []byte("\u2014 ")); !ok {
-		return sig, "", false
-	}
-	n, b64, ok := bytes.Cut(line, []byte(" "))
-	if !ok || len(n) == 0 || slices.ContainsFunc(n, func(c byte) bool { return c <= ' ' || c > '~' || c == '+' }) {
-		return sig, "", false
-	}
-	if sig, ok = decodeSig(b64); !ok {
-		return sig, "", false
-	}
-	sig.text = nl
-	return sig, string(n), true
+	ls := leafSig{keyHash: sig.Hash}
+	copy(ls.sig[:], raw[4:])
+	return ls, nil
 }
-
-// decodeSig decodes the base64 of a note signature that is a key hash and
-// an Ed25519 signature, into an array (no allocation).
-func decodeSig(b64 []byte) (leafSig, bool) {
-	const rawLen = 4 + 64
-	if len(b64) != base64.StdEncoding.EncodedLen(rawLen) {
-		return leafSig{}, false
-	}
-	var raw [rawLen + 1]byte // that base64 length may decode to one byte more
-	if n, err := base64.StdEncoding.Decode(raw[:], b64); err != nil || n != rawLen {
-		return leafSig{}, false
-	}
-	sig := leafSig{keyHash: binary.BigEndian.Uint32(raw[:4])}
-	copy(sig.sig[:], raw[4:rawLen])
-	return sig, true
-}
-
-// isOneSignatureLine reports whether leaf is text then sig's signature
-// line, and nothing else.
-func isOneSignatureLine(leaf []byte, text string, sig note.Signature) bool {
-	parts := [...]string{text, "\n\u2014 ", sig.Name, " ", sig.Base64, "\n"}
-	n := 0
-	for _, p := range parts {
-		n += len(p)
-	}
-	if len(leaf) != n {
-		return false
-	}
-	for _, p := range parts {
-		if string(leaf[:len(p)]) != p {
-			return false
-		}
-		leaf = leaf[len(p):]
-	}
-	return true
-}
-
-// noVerifiers knows no key: note.Open with it parses a note and returns
-// its signatures unverified.
-var noVerifiers = note.VerifierList()
 
 // decodeEventText parses the text of an event note: the header line and
-// one line of compact JSON. It reads the text in place, in the leaf.
+// one line of JSON exactly as Sign writes it. encoding/json decodes the
+// line, refusing unknown fields, and re-encoding what it decoded must give
+// the line back.
 func decodeEventText(text []byte) (Event, error) {
 	body, ok := bytes.CutPrefix(text, []byte(EventHeader+"\n"))
 	if !ok {
@@ -407,9 +350,6 @@ func decodeEventText(text []byte) (Event, error) {
 	if len(line) > maxEventJSONBytes {
 		return Event{}, malformed("json", "%d bytes, at most %d", len(line), maxEventJSONBytes)
 	}
-	if w, ok := decodeEventCanonical(line); ok {
-		return w.event()
-	}
 	var w wireEvent
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()
@@ -420,8 +360,8 @@ func decodeEventText(text []byte) (Event, error) {
 		return Event{}, malformed("json", "trailing data")
 	}
 	// One event has one byte form: what Sign writes. Re-encoding and
-	// comparing rejects duplicate or differently cased keys, keys out of
-	// order, spaces and other escapes in one cheap step.
+	// comparing refuses duplicate or differently cased keys, keys out of
+	// order, spaces and needless escapes alike.
 	var canon bytes.Buffer
 	enc := json.NewEncoder(&canon)
 	enc.SetEscapeHTML(false)

@@ -272,6 +272,13 @@ func TestCustodyRefusals(t *testing.T) {
 		{"signature of 65 bytes", func(f *fixture) []byte {
 			return withSignatureBytes(f.t, f.registerLeaf("acme", itemY), 4+65)
 		}, nil, ErrMalformedEvent},
+		{"signature base64 not canonical", func(f *fixture) []byte {
+			return otherBase64(f.registerLeaf("acme", itemY))
+		}, nil, ErrMalformedEvent},
+		{"signature line twice", func(f *fixture) []byte {
+			leaf := f.registerLeaf("acme", itemY)
+			return append(leaf, sigBlock(leaf)...)
+		}, nil, ErrMalformedEvent},
 		{"index out of order", func(f *fixture) []byte {
 			return f.registerLeaf("acme", itemY)
 		}, func(f *fixture) uint64 { return 2 }, ErrOutOfOrder},

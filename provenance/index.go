@@ -130,21 +130,15 @@ func (r current) claim(ctx context.Context, c [sha256.Size]byte) (ItemID, error)
 }
 
 // loaded are records read from a source for a check, with the event
-// positions of the actors and items among them.
+// positions of the actors and items among them. Its maps are made when a
+// record is first put in them: most leaves the applier applies read only
+// records its State holds already.
 type loaded struct {
 	actors      map[string]*ActorState
 	actorEvents map[string][]uint64
 	items       map[itemKey]*ItemState
 	events      map[itemKey][]uint64
 	claims      map[[sha256.Size]byte]ItemID
-}
-
-func newLoaded() *loaded {
-	return &loaded{
-		actors: map[string]*ActorState{}, actorEvents: map[string][]uint64{},
-		items: map[itemKey]*ItemState{}, events: map[itemKey][]uint64{},
-		claims: map[[sha256.Size]byte]ItemID{},
-	}
 }
 
 // load reads from src every record that checking e reads and that neither
@@ -162,6 +156,9 @@ func (l *loaded) load(ctx context.Context, st *State, e Event, src source) error
 		if err != nil {
 			return err
 		}
+		if l.actors == nil {
+			l.actors, l.actorEvents = map[string]*ActorState{}, map[string][]uint64{}
+		}
 		l.actors[id], l.actorEvents[id] = a, ev
 	}
 	if !e.Kind.IsItemEvent() {
@@ -176,7 +173,7 @@ func (l *loaded) load(ctx context.Context, st *State, e Event, src source) error
 			if it, ev, err = src.item(ctx, e.Item); err != nil {
 				return err
 			}
-			l.items[k], l.events[k] = it, ev
+			l.items, l.events = map[itemKey]*ItemState{k: it}, map[itemKey][]uint64{k: ev}
 		}
 	}
 	c, ok := claimRead(e, it)
@@ -190,7 +187,7 @@ func (l *loaded) load(ctx context.Context, st *State, e Event, src source) error
 	if err != nil {
 		return err
 	}
-	l.claims[c] = id
+	l.claims = map[[sha256.Size]byte]ItemID{c: id}
 	return nil
 }
 
@@ -255,15 +252,12 @@ func (s *Service) checkState(ctx context.Context, e Event) (*State, uint64, erro
 	s.mu.RLock()
 	applied := s.applied
 	s.mu.RUnlock()
-	st := &State{
-		opID: s.opID, opKey: s.trust.OperatorKey, op: s.op, next: applied,
-		actors: map[string]*ActorState{}, items: map[itemKey]*ItemState{},
-		claims: map[[sha256.Size]byte]ItemID{},
-	}
-	l := newLoaded()
+	// The check only reads st: its maps are the ones load makes.
+	st := &State{opID: s.opID, opKey: s.trust.OperatorKey, op: s.op, next: applied}
+	var l loaded
 	if err := l.load(ctx, st, e, current{s}); err != nil {
 		return nil, 0, err
 	}
-	l.into(st, nil, nil)
+	st.actors, st.items, st.claims = l.actors, l.items, l.claims
 	return st, applied, nil
 }

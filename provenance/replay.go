@@ -86,7 +86,7 @@ func (s *Service) applyLeaves(ctx context.Context, first uint64, leaves [][]byte
 	for i, leaf := range leaves {
 		index := first + uint64(i)
 		c, parseErr := s.takeChecked(leaf)
-		l := newLoaded()
+		var l loaded
 		if parseErr == nil {
 			if err := l.load(ctx, s.state, c.event, saved{store: s.store, at: &index}); err != nil {
 				return fmt.Errorf("apply %d: %w", index, err)

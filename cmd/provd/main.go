@@ -111,6 +111,9 @@ type Config struct {
 	// LogLinger is how long the embedded log's commit may wait for more
 	// appends under concurrent writes (boltlog.Config.MaxWait).
 	LogLinger time.Duration
+	// GCPercent is the Go garbage collector's target (debug.SetGCPercent);
+	// 0 leaves the runtime's, which GOGC sets.
+	GCPercent int
 	// MemoryLimit is the Go runtime's soft memory limit, in bytes
 	// (debug.SetMemoryLimit); 0 leaves the runtime's, which GOMEMLIMIT
 	// sets.
@@ -122,13 +125,10 @@ type Config struct {
 
 // defaultProcs is --procs's default: with the embedded log, one more than
 // the runtime's own choice (the CPUs provd may use), unless GOMAXPROCS is
-// set. The log's committer writes and syncs the database file in
-// system calls that block for a millisecond or two, and the goroutine
-// slot (P) it holds meanwhile is handed to other goroutines only when the
-// runtime's monitor notices, which under load it often does not before
-// the sync ends: on two CPUs provd's Service used 82-90% of them while
-// signature checks waited for a slot. One more slot keeps them busy
-// (docs/performance.md: 12-45% more events over HTTP on 2 cores).
+// set. The log's committer writes and syncs the database file in system
+// calls that block for a millisecond or two, and the goroutine slot (P)
+// it holds meanwhile is often not handed to another goroutine before the
+// sync ends: one more slot keeps the CPUs busy with signature checks.
 // Setting it stops the runtime's own updates of GOMAXPROCS when a
 // container's CPU limit changes; provd reads the limit once, at start.
 func defaultProcs(getenv func(string) string, logBackend string) int {
@@ -141,6 +141,12 @@ func defaultProcs(getenv func(string) string, logBackend string) int {
 // startProcs is the runtime's choice of GOMAXPROCS, read before provd
 // changes it (tests may run several servers in one process).
 var startProcs = runtime.GOMAXPROCS(0)
+
+// defaultGCPercent is --gc-percent's default: provd allocates fast and
+// keeps little under write load, so a collection every time the heap
+// doubles costs more CPU than the memory it saves; the memory limit
+// (--memory-limit) bounds the heap whatever the target.
+const defaultGCPercent = 400
 
 // parseConfig reads args, with defaults from the environment.
 func parseConfig(args []string, getenv func(string) string, usage io.Writer) (Config, error) {
@@ -231,6 +237,11 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	fs.IntVar(&cfg.ClientBurst, "client-burst", envInt("PROVD_CLIENT_BURST", 0), "with --client-rate: how many `events` a client may send at once (PROVD_CLIENT_BURST; default 0: one second's worth)")
 	fs.StringVar(&trustedProxies, "trusted-proxies", env("PROVD_TRUSTED_PROXIES", ""), "comma-separated `addresses` or CIDR ranges of the reverse proxies whose X-Forwarded-For names the client (PROVD_TRUSTED_PROXIES; default none: the client is the connection's address)")
 	fs.DurationVar(&cfg.LogLinger, "log-linger", envDuration("PROVD_LOG_LINGER", 2*time.Millisecond), "with --log bolt: how long a commit may wait for more events under concurrent writes; fewer, larger commits leave more CPU for signature checks, a lone writer never waits (PROVD_LOG_LINGER; 0 commits at once)")
+	gcDefault := defaultGCPercent
+	if getenv("GOGC") != "" {
+		gcDefault = 0
+	}
+	fs.IntVar(&cfg.GCPercent, "gc-percent", envInt("PROVD_GC_PERCENT", gcDefault), "the Go collector's `target`, in percent of live data (PROVD_GC_PERCENT; default 400 unless GOGC is set; 0 leaves GOGC's)")
 	memoryLimit := fs.String("memory-limit", env("PROVD_MEMORY_LIMIT", ""), "the Go runtime's soft memory `limit`, as GOMEMLIMIT writes it (e.g. 768MiB); the collector works harder as the heap nears it (PROVD_MEMORY_LIMIT; default half the machine's or the cgroup's memory, unless GOMEMLIMIT is set; 0 leaves the runtime's)")
 	fs.IntVar(&cfg.Procs, "procs", envInt("PROVD_PROCS", 0), "how many goroutines may run Go code at once (GOMAXPROCS); 0 leaves the runtime's (PROVD_PROCS; default with --log bolt: one more than the CPUs, since the log's disk syncs block one, unless GOMAXPROCS is set)")
 	fs.StringVar(&cfg.LogFormat, "log-format", env("PROVD_LOG_FORMAT", "json"), "log `format` on stderr: json or text (PROVD_LOG_FORMAT)")
@@ -317,6 +328,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.LogLinger < 0 || c.LogLinger > time.Second:
 		return fmt.Errorf("--log-linger %v: want 0 to 1s", c.LogLinger)
+	case c.GCPercent < 0:
+		return fmt.Errorf("--gc-percent %d: want a percentage, or 0 to leave GOGC's", c.GCPercent)
 	case c.Procs < 0 || c.Procs > 4096:
 		return fmt.Errorf("--procs %d: want 1 to 4096, or 0 to leave the runtime's", c.Procs)
 	}

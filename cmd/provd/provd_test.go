@@ -195,6 +195,7 @@ func TestBadConfig(t *testing.T) {
 		{"bad env write slots", nil, map[string]string{"PROVD_MAX_INFLIGHT_WRITES": "-3"}, "--max-inflight-writes -3: want at least 1"},
 		{"negative linger", []string{"--log-linger", "-1ms"}, nil, "--log-linger -1ms: want 0 to 1s"},
 		{"long linger", []string{"--log-linger", "2s"}, nil, "--log-linger 2s: want 0 to 1s"},
+		{"negative gc percent", []string{"--gc-percent", "-1"}, nil, "--gc-percent -1: want a percentage"},
 		{"memory limit not a size", []string{"--memory-limit", "lots"}, nil, "--memory-limit: \"lots\" is not a size"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -313,6 +314,17 @@ func TestProcsDefault(t *testing.T) {
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "--procs -1") {
 		t.Errorf("--procs -1: Validate said %v, want an error naming it", err)
 	}
+}
+
+// TestGCPercentDefault: provd sets the collector's target to 400 unless
+// GOGC says otherwise, and a flag or PROVD_GC_PERCENT wins over both.
+func TestGCPercentDefault(t *testing.T) {
+	checkDefaults(t, "--gc-percent", func(c Config) int { return c.GCPercent }, []defaultCase{
+		{nil, nil, defaultGCPercent},
+		{nil, map[string]string{"GOGC": "100"}, 0},
+		{[]string{"--gc-percent", "200"}, map[string]string{"GOGC": "100"}, 200},
+		{nil, map[string]string{"PROVD_GC_PERCENT": "150"}, 150},
+	})
 }
 
 // TestMemoryLimit: provd sets the runtime's soft memory limit to half the

@@ -18,8 +18,9 @@ import (
 // Reads may run concurrently with each other and with Save; a read sees
 // the index before or after a Save, never part of one.
 //
-// Implementations: provenance/boltstore. The conformance suite is
-// provenance/storetest.
+// Implementations: provenance/boltstore (in the data directory's bbolt
+// file) and provenance/sqlstore (in MySQL or MariaDB, shared by
+// replicas). The conformance suite is provenance/storetest.
 type Store interface {
 	// Applied returns the log position the saved index has applied up to:
 	// 0 for an empty index.

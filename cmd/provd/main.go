@@ -6,7 +6,9 @@
 // and operator keys). The log is embedded in it (--log bolt), or is a tree
 // of a Trillian log server that several provd replicas share (--log
 // trillian --trillian-addr host:port --trillian-tree ID; see
-// docs/scale-out.md). provd prints the listening URL, the origin and the
+// docs/scale-out.md). The index is in the data directory too (--index
+// bolt), or in a MySQL or MariaDB database that replicas share (--index
+// mysql://user:password@tcp(host:3306)/dbname). provd prints the listening URL, the origin and the
 // verifier keys, and stops gracefully on SIGINT or SIGTERM. --demo fills
 // the log with demo actors and items and prints a history page to open.
 // Every flag has an environment variable (PROVD_ADDR for --addr, ...);
@@ -86,6 +88,10 @@ type Config struct {
 	Log          string
 	TrillianAddr string // trillian_log_server's gRPC address, host:port
 	TrillianTree int64  // the Trillian tree ID
+	// Index is where the index lives: "bolt" (in the data directory's
+	// provtrail.db) or "mysql://" and a DSN (a MySQL or MariaDB database
+	// shared by replicas).
+	Index string
 	// PollInterval is how often the log is read for leaves other replicas
 	// appended.
 	PollInterval time.Duration
@@ -228,6 +234,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	fs.StringVar(&cfg.Log, "log", env("PROVD_LOG", "bolt"), "the log `backend`: bolt (embedded in the data directory) or trillian (a Trillian tree shared by replicas) (PROVD_LOG)")
 	fs.StringVar(&cfg.TrillianAddr, "trillian-addr", env("PROVD_TRILLIAN_ADDR", ""), "with --log trillian: the gRPC `address` of trillian_log_server, host:port (PROVD_TRILLIAN_ADDR)")
 	fs.Int64Var(&cfg.TrillianTree, "trillian-tree", envInt64("PROVD_TRILLIAN_TREE"), "with --log trillian: the `ID` of the LOG tree, as createtree printed it (PROVD_TRILLIAN_TREE)")
+	fs.StringVar(&cfg.Index, "index", env("PROVD_INDEX", "bolt"), "where the `index` lives: bolt (in the data directory) or mysql://user:password@tcp(host:3306)/dbname, a MySQL or MariaDB database replicas share; the database must exist (PROVD_INDEX, which keeps the password out of ps; docs/scale-out.md)")
 	fs.DurationVar(&cfg.PollInterval, "poll-interval", envDuration("PROVD_POLL_INTERVAL", time.Second), "how often the log is read for events other replicas appended (PROVD_POLL_INTERVAL)")
 	fs.StringVar(&cfg.WitnessPolicy, "witness-policy", env("PROVD_WITNESS_POLICY", ""), "a C2SP tlog-policy `file` naming witnesses with their URLs and a quorum: publish only checkpoints they cosigned (PROVD_WITNESS_POLICY)")
 	fs.IntVar(&cfg.MaxInFlightWrites, "max-inflight-writes", envInt("PROVD_MAX_INFLIGHT_WRITES", web.DefaultMaxInFlight), "how many event `submissions` are checked and appended at once (PROVD_MAX_INFLIGHT_WRITES)")
@@ -334,6 +341,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--procs %d: want 1 to 4096, or 0 to leave the runtime's", c.Procs)
 	}
 	if err := c.validateWrites(); err != nil {
+		return err
+	}
+	if _, err := indexDSN(c.Index); err != nil {
 		return err
 	}
 	return c.validateLog()

@@ -18,8 +18,10 @@ import (
 	"time"
 
 	"github.com/provtrail/provtrail/merkle"
+	"github.com/provtrail/provtrail/merkle/trillianlog"
 	"github.com/provtrail/provtrail/merkle/trillianlog/trilliantest"
 	"github.com/provtrail/provtrail/provenance"
+	"github.com/provtrail/provtrail/provenance/sqlstore"
 )
 
 // The tests in this file run provd replicas on one tree of a real Trillian
@@ -488,6 +490,157 @@ func TestLogConfig(t *testing.T) {
 				t.Errorf("error %v, want one saying %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestReplicasShareIndex runs two replicas of one tree on one index in
+// MariaDB (--index mysql://...), the second as a child process: an event
+// submitted to either is served by both; the second, killed (SIGKILL)
+// and restarted in-process, goes on from the shared index; and once both
+// stopped,
+// the index equals one rebuilt from the log. A replica of another log is
+// refused the index.
+func TestReplicasShareIndex(t *testing.T) {
+	c := trillianHarness.Cluster(t)
+	tree := c.NewTree(t)
+	dsn := c.NewDatabase(t)
+	args := append(replicaArgs(c, tree), "--index", "mysql://"+dsn)
+	dirA, dirB := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
+	a := startProvd(t, dirA, args...)
+	copyKeys(t, dirA, dirB)
+	b := startChild(t, dirB, args...)
+	where, _ := sqlstore.Describe(dsn)
+	if out := a.stdout.String(); !strings.Contains(out, "index             mysql "+where+"\n") || strings.Contains(out, "-pw") {
+		t.Errorf("start-up output does not name the index, or shows its password:\n%s", out)
+	}
+	k := newKeys(t, dirA)
+	a.submit(k.enroll("maker", provenance.RoleManufacturer))
+	b.submit(k.enroll("courier", provenance.RoleCourier))
+	item := mustItem(t, "SHARED1")
+	r := a.submit(k.sign(provenance.Event{Kind: provenance.KindRegister, Actor: "maker", Item: item,
+		Register: &provenance.Register{Product: "Tote"}}))
+	converge(t, itemPath(item), a, b)
+	r = b.submit(k.sign(provenance.Event{Kind: provenance.KindHandoff, Actor: "maker", Item: item, Prev: hash(t, r.LeafHash),
+		Handoff: &provenance.Handoff{To: "courier"}}))
+	converge(t, itemPath(item), a, b)
+	b.kill()
+	a.submit(k.sign(provenance.Event{Kind: provenance.KindReceive, Actor: "courier", Item: item, Prev: hash(t, r.LeafHash),
+		Receive: &provenance.Receive{By: "courier"}}))
+	b = startProvd(t, dirB, args...)
+	h := converge(t, itemPath(item), a, b)
+	var v struct {
+		Custodian string            `json:"custodian"`
+		Events    []json.RawMessage `json:"events"`
+	}
+	if err := json.Unmarshal(h, &v); err != nil || v.Custodian != "courier" || len(v.Events) != 3 {
+		t.Fatalf("history after register, handoff, receive: %v\n%s", err, h)
+	}
+	converge(t, "/api/v1/actors/courier", a, b)
+	size := a.size()
+	if err := a.shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.shutdown(); err != nil {
+		t.Fatal(err)
+	}
+
+	shared := openIndex(t, dsn)
+	if at, err := shared.Applied(t.Context()); err != nil || at != size {
+		t.Fatalf("the shared index applied %d of %d positions (%v)", at, size, err)
+	}
+	rebuilt := openIndex(t, c.NewDatabase(t))
+	signer, _, err := merkle.LoadOrCreateKeyFile(filepath.Join(dirA, "log.key"), a.keys.Origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := trillianlog.Open(t.Context(), trillianlog.Config{Client: c.Client, TreeID: tree, Origin: a.keys.Origin, Signer: signer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := provenance.Rebuild(t.Context(), provenance.ServiceConfig{Log: l, Store: rebuilt, Trust: a.keys}); err != nil {
+		t.Fatal(err)
+	}
+	if live, want := dumpIndex(t, shared), dumpIndex(t, rebuilt); live != want {
+		t.Fatalf("the shared index differs from one rebuilt from the log:\nshared:\n%s\nrebuilt:\n%s", live, want)
+	}
+
+	// A replica of another tree, with other keys, is refused the index.
+	other := append(replicaArgs(c, c.NewTree(t)), "--index", "mysql://"+dsn)
+	err = run(t.Context(), append([]string{"--addr", "127.0.0.1:0", "--data", filepath.Join(t.TempDir(), "c")}, other...),
+		func(string) string { return "" }, &bytes.Buffer{}, logWriter{t})
+	if err == nil || !strings.Contains(err.Error(), "--index") || !strings.Contains(err.Error(), "another log") {
+		t.Errorf("a replica of another log on the shared index: %v", err)
+	}
+}
+
+// openIndex opens the MySQL index dsn names, closed when the test ends.
+func openIndex(t *testing.T, dsn string) *sqlstore.Store {
+	t.Helper()
+	s, err := sqlstore.Open(t.Context(), sqlstore.Config{DSN: dsn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// dumpIndex returns the whole index in s, as Dump writes it.
+func dumpIndex(t *testing.T, s *sqlstore.Store) string {
+	t.Helper()
+	var b strings.Builder
+	if err := s.Dump(t.Context(), &b); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// TestIndexConfig checks --index and PROVD_INDEX, and that an index that
+// cannot be opened stops provd with an error naming the flag and not the
+// password.
+func TestIndexConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string // "" for valid
+	}{
+		{"default", nil, nil, ""},
+		{"mysql", []string{"--index", "mysql://provd:secret@tcp(db.example:3306)/provtrail"}, nil, ""},
+		{"mysql with params", []string{"--index", "mysql://provd:secret@tcp(db.example:3306)/provtrail?tls=true&timeout=5s"}, nil, ""},
+		{"mysql from env", nil, map[string]string{"PROVD_INDEX": "mysql://provd:secret@tcp(db.example:3306)/provtrail"}, ""},
+		{"mysql with embedded log", []string{"--log", "bolt", "--index", "mysql://provd:secret@unix(/run/mysqld/mysqld.sock)/provtrail"}, nil, ""},
+		{"flag wins", []string{"--index", "bolt"}, map[string]string{"PROVD_INDEX": "postgres://x"}, ""},
+		{"unknown", []string{"--index", "postgres://provd:secret@db/provtrail"}, nil, `--index "...@db/provtrail": want bolt or mysql://`},
+		{"no database", []string{"--index", "mysql://provd:secret@tcp(db.example:3306)/"}, nil, "--index mysql://...: DSN names no database"},
+		{"unterminated address", []string{"--index", "mysql://provd:secret@tcp(db.example:3306/provtrail"}, nil, "--index mysql://...: DSN: invalid DSN"},
+		{"bad in env", nil, map[string]string{"PROVD_INDEX": "mysql://provd:secret@tcp(db.example)"}, "--index mysql://...: DSN: invalid DSN"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := parseConfig(tc.args, func(k string) string { return tc.env[k] }, nil)
+			if err == nil {
+				err = cfg.Validate()
+			}
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("%v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("error %v, want one saying %q", err, tc.want)
+			case err != nil && strings.Contains(err.Error(), "secret"):
+				t.Errorf("the error shows the password: %v", err)
+			}
+		})
+	}
+
+	// Nothing listens on port 1: provd stops before serving.
+	var stdout bytes.Buffer
+	err := run(t.Context(), []string{"--addr", "127.0.0.1:0", "--data", t.TempDir(), "--index", "mysql://provd:secret@tcp(127.0.0.1:1)/provtrail"},
+		func(string) string { return "" }, &stdout, logWriter{t})
+	if err == nil || !strings.Contains(err.Error(), "--index: sqlstore: open index in provd@tcp(127.0.0.1:1)/provtrail") || strings.Contains(err.Error(), "secret") {
+		t.Errorf("an index that cannot be reached: %v", err)
+	}
+	if strings.Contains(stdout.String(), "listening") {
+		t.Errorf("provd said it was listening:\n%s", stdout.String())
 	}
 }
 

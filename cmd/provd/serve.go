@@ -66,10 +66,15 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 		}
 		witnesses = &p
 	}
+	dsn, err := indexDSN(cfg.Index)
+	if err != nil {
+		return err
+	}
 	node, err := datadir.Open(ctx, datadir.Config{
 		Dir: cfg.DataDir, Origin: cfg.Origin, Logger: logger, PollInterval: cfg.PollInterval,
 		Log: datadir.LogConfig{Backend: cfg.Log, TrillianAddr: cfg.TrillianAddr, TrillianTree: cfg.TrillianTree, Linger: cfg.LogLinger,
 			OpenTrillian: openTrillian},
+		OpenIndex: indexOpener(dsn),
 		Witnesses: witnesses,
 	})
 	if errors.Is(err, bolterrors.ErrTimeout) {
@@ -133,8 +138,8 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 	if base != url {
 		fmt.Fprintf(stdout, "public base URL   %s\n", base)
 	}
-	fmt.Fprintf(stdout, "data directory    %s\nlog               %s\norigin            %s\nlog key           %s\noperator key      %s\n",
-		cfg.DataDir, node.Backend, t.Origin, t.LogKey, t.OperatorKey)
+	fmt.Fprintf(stdout, "data directory    %s\nlog               %s\nindex             %s\norigin            %s\nlog key           %s\noperator key      %s\n",
+		cfg.DataDir, node.Backend, indexName(dsn), t.Origin, t.LogKey, t.OperatorKey)
 	fmt.Fprintln(stdout, "(verifiers pin the origin and both keys: prov keys --server URL --out keys.policy)")
 	for _, d := range demoLinks {
 		fmt.Fprintf(stdout, "demo item (%s): %s\n", d.what, d.link(base))
@@ -142,7 +147,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 	if len(demoLinks) > 0 {
 		fmt.Fprintf(stdout, "open the history page of a delivered item: %s\n", demoLinks[0].link(base))
 	}
-	logger.Info("provd started", "addr", ln.Addr().String(), "base_url", base, "data", cfg.DataDir, "log", node.Backend,
+	logger.Info("provd started", "addr", ln.Addr().String(), "base_url", base, "data", cfg.DataDir, "log", node.Backend, "index", indexName(dsn),
 		"origin", t.Origin, "log_key", t.LogKey, "operator_key", t.OperatorKey, "webhooks", len(cfg.Webhooks),
 		"max_inflight_writes", cfg.MaxInFlightWrites, "client_rate", cfg.ClientRate, "trusted_proxies", cfg.TrustedProxies)
 

@@ -8,7 +8,7 @@
 //	origin        the log's checkpoint origin, fixed when the directory is made
 //	log.key       the log's signer key (0600): signs checkpoints
 //	operator.key  the operator's signer key (0600): signs enrollments, revocations, rulings
-//	provtrail.db  the bbolt file: the log and the index
+//	provtrail.db  the bbolt file: the log and the index (and the scan counts)
 //	trillian-tree with the Trillian backend only: the tree the index was built from
 //
 // # Log backends
@@ -26,6 +26,14 @@
 // key, and every replica must check enrollments against one operator key
 // to reach the same state). The opener is injected so that only provd
 // links the Trillian client and gRPC.
+//
+// # Index
+//
+// The index is in provtrail.db, or in a database that replicas share
+// (provd's --index mysql://...), opened by the [IndexOpener] the caller
+// supplies, so that only provd links the MySQL driver. A shared index is
+// bound to the log it is built from (the origin, the log key and the
+// Trillian tree, see [LogName]): a replica of another log is refused.
 package datadir
 
 import (
@@ -63,6 +71,9 @@ type Config struct {
 	// PollInterval is how often the Service looks for leaves other
 	// replicas appended; 0 is the Service's default (1s).
 	PollInterval time.Duration
+	// OpenIndex opens the index when it is kept outside the data
+	// directory; nil keeps it in provtrail.db.
+	OpenIndex IndexOpener
 	// Witnesses, if set, is a C2SP tlog-policy naming witnesses (with
 	// their submission URLs) and a quorum: the log then publishes only
 	// checkpoints those witnesses cosigned (merkle/witness.Witnessed), and
@@ -76,15 +87,34 @@ type Node struct {
 	DB *bbolt.DB
 	// Log is the embedded *boltlog.Log, or the log LogConfig.OpenTrillian
 	// opened.
-	Log      merkle.Log
-	Store    *boltstore.Store
+	Log merkle.Log
+	// Store is the index: a *boltstore.Store in DB, or what
+	// Config.OpenIndex opened.
+	Store    provenance.Store
 	Service  *provenance.Service
 	Trust    provenance.Trust
 	Operator note.Signer // the operator's signer
 	// Backend describes the log: "bolt", or "trillian tree ID at host:port".
 	Backend string
 
-	closers []func() error // the log's, in the order to call them
+	closers    []func() error // the log's, in the order to call them
+	closeIndex func() error   // Config.OpenIndex's, or nil
+}
+
+// An IndexOpener opens an index kept outside the data directory, built
+// from the log named log (LogName), and returns it with the function that
+// closes it.
+type IndexOpener func(ctx context.Context, log string, logger *slog.Logger) (store provenance.Store, closeIndex func() error, err error)
+
+// LogName names a log for an index shared by replicas, so that an index
+// built from one log is not used with another: its origin, its log key,
+// and the Trillian tree or "bolt" for the embedded log.
+func LogName(trust provenance.Trust, lc LogConfig) string {
+	where := BackendBolt
+	if lc.Backend == BackendTrillian {
+		where = fmt.Sprintf("%s tree %d", BackendTrillian, lc.TrillianTree)
+	}
+	return trust.Origin + " " + trust.LogKey + " " + where
 }
 
 // Open opens the data directory, creating it (with fresh keys) if it does
@@ -121,6 +151,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	n := &Node{DB: db, Operator: opSigner, Trust: provenance.Trust{Origin: origin, LogKey: logKey, OperatorKey: opKey}}
 	defer func() {
 		if n.Service == nil {
+			if n.closeIndex != nil {
+				n.closeIndex()
+			}
 			n.closeLog()
 			db.Close()
 		}
@@ -133,7 +166,11 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 			return nil, err
 		}
 	}
-	if n.Store, err = boltstore.Open(db); err != nil {
+	if cfg.OpenIndex != nil {
+		if n.Store, n.closeIndex, err = cfg.OpenIndex(ctx, LogName(n.Trust, cfg.Log), cfg.Logger); err != nil {
+			return nil, err
+		}
+	} else if n.Store, err = boltstore.Open(db); err != nil {
 		return nil, err
 	}
 	svc, err := provenance.NewService(ctx, provenance.ServiceConfig{
@@ -205,9 +242,14 @@ func (n *Node) closeLog() error {
 	return errors.Join(errs...)
 }
 
-// Close closes the Service (saving the index), the log and the database.
+// Close closes the Service (saving the index), the index if it is kept
+// elsewhere, the log and the database.
 func (n *Node) Close() error {
-	return errors.Join(n.Service.Close(), n.closeLog(), n.DB.Close())
+	errs := []error{n.Service.Close()}
+	if n.closeIndex != nil {
+		errs = append(errs, n.closeIndex())
+	}
+	return errors.Join(append(errs, n.closeLog(), n.DB.Close())...)
 }
 
 // loadOrigin returns the directory's origin, recording want as the origin

@@ -5,8 +5,11 @@
 // A [Cluster] lives in a temporary directory, on free loopback ports, with
 // a database "test" loaded with Trillian's MySQL schema from the module
 // cache (the version go.mod pins). Tests make a fresh tree each with
-// [Cluster.NewTree]. Without MariaDB or the Trillian binaries, tests skip
-// and say what to install ([InstallHint]); with CI set they fail instead.
+// [Cluster.NewTree], and a fresh database for other uses (provd's shared
+// index) with [Cluster.NewDatabase]. A [Harness] with DatabaseOnly set
+// starts MariaDB alone. Without MariaDB or the Trillian binaries, tests
+// skip and say what to install ([InstallHint]); with CI set they fail
+// instead.
 package trilliantest
 
 import (
@@ -22,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -57,14 +61,20 @@ type Cluster struct {
 	Dir string
 	// MySQLURI is the database Trillian uses, for --mysql_uri.
 	MySQLURI string
-	// RPCAddr is trillian_log_server's gRPC address (log and admin API).
+	// RPCAddr is trillian_log_server's gRPC address (log and admin API);
+	// "" for a cluster of MariaDB alone.
 	RPCAddr string
-	// Admin and Client talk to trillian_log_server over one connection.
+	// Admin and Client talk to trillian_log_server over one connection;
+	// nil for a cluster of MariaDB alone.
 	Admin  trillian.TrillianAdminClient
 	Client trillian.TrillianLogClient
 
-	conn  *grpc.ClientConn
-	procs []*proc
+	conn   *grpc.ClientConn
+	procs  []*proc
+	client string // the mariadb client
+	sock   string // MariaDB's Unix socket, where root logs in
+	dbAddr string // MariaDB's TCP address, host:port
+	dbs    atomic.Int64
 }
 
 type proc struct {
@@ -86,6 +96,11 @@ type proc struct {
 //		os.Exit(code)
 //	}
 type Harness struct {
+	// DatabaseOnly starts MariaDB without Trillian's servers, for tests
+	// that need only a database ([Cluster.NewDatabase]). Set it before
+	// the first call of Cluster.
+	DatabaseOnly bool
+
 	once sync.Once
 	c    *Cluster
 	skip string // why the tests cannot run
@@ -99,9 +114,13 @@ func (h *Harness) Cluster(tb testing.TB) *Cluster {
 	tb.Helper()
 	h.once.Do(func() {
 		start := time.Now()
-		h.c, h.skip, h.err = Start()
+		h.c, h.skip, h.err = startCluster(!h.DatabaseOnly)
 		if h.err == nil && h.skip == "" {
-			tb.Logf("MariaDB and Trillian started in %v", time.Since(start).Round(time.Millisecond))
+			what := "MariaDB and Trillian"
+			if h.DatabaseOnly {
+				what = "MariaDB"
+			}
+			tb.Logf("%s started in %v", what, time.Since(start).Round(time.Millisecond))
 		}
 	})
 	switch {
@@ -167,9 +186,18 @@ func freePort() (string, error) {
 // returns a reason to skip, and no error, when a program is missing. Stop
 // the Cluster when done.
 func Start() (c *Cluster, skip string, err error) {
+	return startCluster(true)
+}
+
+// startCluster starts MariaDB, and Trillian's servers if withTrillian.
+func startCluster(withTrillian bool) (c *Cluster, skip string, err error) {
 	bins := map[string]string{}
 	var missing []string
-	for _, name := range []string{"mariadbd", "mariadb-install-db", "mariadb", "trillian_log_server", "trillian_log_signer"} {
+	names := []string{"mariadbd", "mariadb-install-db", "mariadb"}
+	if withTrillian {
+		names = append(names, "trillian_log_server", "trillian_log_signer")
+	}
+	for _, name := range names {
 		p, ok := findBin(name)
 		if !ok {
 			missing = append(missing, name)
@@ -179,9 +207,11 @@ func Start() (c *Cluster, skip string, err error) {
 	if len(missing) > 0 {
 		return nil, fmt.Sprintf("%s not found", strings.Join(missing, ", ")), nil
 	}
-	schema, err := trillianSchema()
-	if err != nil {
-		return nil, "", err
+	var schema string
+	if withTrillian {
+		if schema, err = trillianSchema(); err != nil {
+			return nil, "", err
+		}
 	}
 
 	// Short: a Unix socket path must fit in 108 bytes.
@@ -198,6 +228,9 @@ func Start() (c *Cluster, skip string, err error) {
 	}()
 	if err := c.startMariaDB(bins, schema); err != nil {
 		return c, "", err
+	}
+	if !withTrillian {
+		return c, "", nil
 	}
 	if err := c.startTrillian(bins); err != nil {
 		return c, "", err
@@ -219,6 +252,8 @@ func trillianSchema() (string, error) {
 	return p, nil
 }
 
+// startMariaDB starts MariaDB with a database "test" for Trillian, loaded
+// with schema unless it is "".
 func (c *Cluster) startMariaDB(bins map[string]string, schema string) error {
 	data := filepath.Join(c.Dir, "db")
 	sock := filepath.Join(c.Dir, "sock")
@@ -243,19 +278,8 @@ func (c *Cluster) startMariaDB(bins map[string]string, schema string) error {
 	if err := c.spawn("mariadbd", bins["mariadbd"], args...); err != nil {
 		return err
 	}
-	sql := func(db, stmts string) error {
-		args := []string{"--no-defaults", "--socket=" + sock, "--user=root"}
-		if db != "" {
-			args = append(args, db)
-		}
-		cmd := exec.Command(bins["mariadb"], args...)
-		cmd.Stdin = strings.NewReader(stmts)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("mariadb: %w: %s", err, bytes.TrimSpace(out))
-		}
-		return nil
-	}
+	c.client, c.sock, c.dbAddr = bins["mariadb"], sock, net.JoinHostPort("127.0.0.1", port)
+	sql := c.sql
 	if err := c.WaitFor(30*time.Second, "MariaDB", func() error { return sql("", "SELECT 1") }); err != nil {
 		return fmt.Errorf("%w\n%s", err, tail(filepath.Join(c.Dir, "mariadb.err")))
 	}
@@ -264,6 +288,10 @@ func (c *Cluster) startMariaDB(bins map[string]string, schema string) error {
 		GRANT ALL ON test.* TO 'test'@'127.0.0.1';`); err != nil {
 		return err
 	}
+	c.MySQLURI = "test:test@tcp(" + c.dbAddr + ")/test"
+	if schema == "" {
+		return nil
+	}
 	b, err := os.ReadFile(schema)
 	if err != nil {
 		return err
@@ -271,8 +299,45 @@ func (c *Cluster) startMariaDB(bins map[string]string, schema string) error {
 	if err := sql("test", string(b)); err != nil {
 		return fmt.Errorf("load %s: %w", schema, err)
 	}
-	c.MySQLURI = "test:test@tcp(127.0.0.1:" + port + ")/test"
 	return nil
+}
+
+// sql runs stmts in database db ("" for none) as MariaDB's root, over
+// the Unix socket.
+func (c *Cluster) sql(db, stmts string) error {
+	args := []string{"--no-defaults", "--socket=" + c.sock, "--user=root"}
+	if db != "" {
+		args = append(args, db)
+	}
+	cmd := exec.Command(c.client, args...)
+	cmd.Stdin = strings.NewReader(stmts)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("mariadb: %w: %s", err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// NewDatabase creates an empty database and a user who may use it alone,
+// with the privileges provenance/sqlstore documents (SELECT, INSERT,
+// UPDATE, DELETE, CREATE, DROP), and returns the user's DSN in
+// go-sql-driver/mysql's form: user:password@tcp(127.0.0.1:port)/name. Both
+// are dropped when the test ends.
+func (c *Cluster) NewDatabase(tb testing.TB) string {
+	tb.Helper()
+	name := fmt.Sprintf("db%d", c.dbs.Add(1))
+	err := c.sql("", fmt.Sprintf(`CREATE DATABASE %[1]s CHARACTER SET utf8mb4;
+		CREATE USER '%[1]s'@'127.0.0.1' IDENTIFIED BY '%[1]s-pw';
+		GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP ON %[1]s.* TO '%[1]s'@'127.0.0.1';`, name))
+	if err != nil {
+		tb.Fatalf("create database %s: %v", name, err)
+	}
+	tb.Cleanup(func() {
+		if err := c.sql("", fmt.Sprintf("DROP DATABASE %[1]s; DROP USER '%[1]s'@'127.0.0.1';", name)); err != nil {
+			tb.Logf("drop database %s: %v", name, err)
+		}
+	})
+	return fmt.Sprintf("%[1]s:%[1]s-pw@tcp(%[2]s)/%[1]s", name, c.dbAddr)
 }
 
 func (c *Cluster) startTrillian(bins map[string]string) error {

@@ -568,10 +568,7 @@ func TestReplayEqualsLive(t *testing.T) {
 // that commits at once (linger=0) and on one that lingers up to 2 ms for
 // more appends under load, as provd's does.
 //
-// The last case runs as provd does by default: one goroutine slot (P) more
-// than the CPUs, since the log's committer holds one while its disk writes
-// and syncs block (cmd/provd's --procs). cpu% is over the CPUs the
-// benchmark was given (-cpu), not the slots.
+// cpu% is over the CPUs the benchmark was given (-cpu).
 //
 // Each case also measures signature checks as BenchmarkEd25519Verify does,
 // half a second just before and just after its timed part, and reports
@@ -580,20 +577,19 @@ func TestReplayEqualsLive(t *testing.T) {
 // benchmarks run a minute apart says more about the drift than the code.
 func BenchmarkSubmit(b *testing.B) {
 	for _, linger := range []time.Duration{0, 2 * time.Millisecond} {
-		b.Run("linger="+linger.String(), func(b *testing.B) { benchSubmit(b, linger, 0) })
+		b.Run("linger="+linger.String(), func(b *testing.B) { benchSubmit(b, linger) })
 	}
-	b.Run("linger=2ms/procs=cpus+1", func(b *testing.B) { benchSubmit(b, 2*time.Millisecond, 1) })
 }
 
-func benchSubmit(b *testing.B, linger time.Duration, extraProcs int) {
-	bench := newSubmitBench(b, linger, extraProcs)
+func benchSubmit(b *testing.B, linger time.Duration) {
+	bench := newSubmitBench(b, linger)
 	bench.run(b, func(leaf []byte) error {
 		_, err := bench.w.svc.Submit(b.Context(), leaf)
 		return err
 	})
 }
 
-// BenchmarkSubmitFloor measures what BenchmarkSubmit's procs=cpus+1 case
+// BenchmarkSubmitFloor measures what BenchmarkSubmit's linger=2ms case
 // would reach if the Service did nothing but check each event's signature
 // as BenchmarkEd25519Verify does (note.Open, which parses the note too),
 // append it to the same embedded log durably, and format its receipt's
@@ -615,7 +611,7 @@ func benchSubmit(b *testing.B, linger time.Duration, extraProcs int) {
 func BenchmarkSubmitFloor(b *testing.B) {
 	for _, name := range []string{"verify", "verify+wait+receipt", "verify+append+receipt", "verify+batched-append+receipt"} {
 		b.Run(name, func(b *testing.B) {
-			bench := newSubmitBench(b, 2*time.Millisecond, 1)
+			bench := newSubmitBench(b, 2*time.Millisecond)
 			var vs []note.Verifier
 			for _, id := range []string{"acme", "courier-a", "courier-b"} {
 				v, err := note.NewVerifier(bench.w.key(id).vkey)
@@ -773,12 +769,8 @@ type submitBench struct {
 	chains [][][]byte
 }
 
-func newSubmitBench(b *testing.B, linger time.Duration, extraProcs int) *submitBench {
+func newSubmitBench(b *testing.B, linger time.Duration) *submitBench {
 	cpus := runtime.GOMAXPROCS(0)
-	if extraProcs > 0 {
-		prev := runtime.GOMAXPROCS(cpus + extraProcs)
-		b.Cleanup(func() { runtime.GOMAXPROCS(prev) })
-	}
 	w := newWorldLinger(b, linger)
 	// Save as provd does, not as often as the other tests do.
 	w.svc.Close()

@@ -31,7 +31,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -124,29 +123,7 @@ type Config struct {
 	// (debug.SetMemoryLimit); 0 leaves the runtime's, which GOMEMLIMIT
 	// sets.
 	MemoryLimit int64
-	// Procs is how many goroutines may run Go code at once
-	// (runtime.GOMAXPROCS); 0 leaves the runtime's, which GOMAXPROCS sets.
-	Procs int
 }
-
-// defaultProcs is --procs's default: with the embedded log, one more than
-// the runtime's own choice (the CPUs provd may use), unless GOMAXPROCS is
-// set. The log's committer writes and syncs the database file in system
-// calls that block for a millisecond or two, and the goroutine slot (P)
-// it holds meanwhile is often not handed to another goroutine before the
-// sync ends: one more slot keeps the CPUs busy with signature checks.
-// Setting it stops the runtime's own updates of GOMAXPROCS when a
-// container's CPU limit changes; provd reads the limit once, at start.
-func defaultProcs(getenv func(string) string, logBackend string) int {
-	if getenv("GOMAXPROCS") != "" || logBackend != "bolt" {
-		return 0
-	}
-	return startProcs + 1
-}
-
-// startProcs is the runtime's choice of GOMAXPROCS, read before provd
-// changes it (tests may run several servers in one process).
-var startProcs = runtime.GOMAXPROCS(0)
 
 // defaultGCPercent is --gc-percent's default: provd allocates fast and
 // keeps little under write load, so a collection every time the heap
@@ -250,7 +227,6 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	}
 	fs.IntVar(&cfg.GCPercent, "gc-percent", envInt("PROVD_GC_PERCENT", gcDefault), "the Go collector's `target`, in percent of live data (PROVD_GC_PERCENT; default 400 unless GOGC is set; 0 leaves GOGC's)")
 	memoryLimit := fs.String("memory-limit", env("PROVD_MEMORY_LIMIT", ""), "the Go runtime's soft memory `limit`, as GOMEMLIMIT writes it (e.g. 768MiB); the collector works harder as the heap nears it (PROVD_MEMORY_LIMIT; default half the machine's or the cgroup's memory, unless GOMEMLIMIT is set; 0 leaves the runtime's)")
-	fs.IntVar(&cfg.Procs, "procs", envInt("PROVD_PROCS", 0), "how many goroutines may run Go code at once (GOMAXPROCS); 0 leaves the runtime's (PROVD_PROCS; default with --log bolt: one more than the CPUs, since the log's disk syncs block one, unless GOMAXPROCS is set)")
 	fs.StringVar(&cfg.LogFormat, "log-format", env("PROVD_LOG_FORMAT", "json"), "log `format` on stderr: json or text (PROVD_LOG_FORMAT)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", envDuration("PROVD_SHUTDOWN_TIMEOUT", 15*time.Second), "how long requests in flight may take to finish at shutdown (PROVD_SHUTDOWN_TIMEOUT)")
 	if envErr != nil {
@@ -276,11 +252,6 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 			return Config{}, fmt.Errorf("--memory-limit: %v (run provd --help)", err)
 		}
 		cfg.MemoryLimit = limit
-	}
-	procsSet := getenv("PROVD_PROCS") != ""
-	fs.Visit(func(f *flag.Flag) { procsSet = procsSet || f.Name == "procs" })
-	if !procsSet {
-		cfg.Procs = defaultProcs(getenv, cfg.Log)
 	}
 	if trustedProxies != "" {
 		cfg.TrustedProxies = strings.FieldsFunc(trustedProxies, func(r rune) bool { return r == ',' || r == ' ' })
@@ -337,8 +308,6 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--log-linger %v: want 0 to 1s", c.LogLinger)
 	case c.GCPercent < 0:
 		return fmt.Errorf("--gc-percent %d: want a percentage, or 0 to leave GOGC's", c.GCPercent)
-	case c.Procs < 0 || c.Procs > 4096:
-		return fmt.Errorf("--procs %d: want 1 to 4096, or 0 to leave the runtime's", c.Procs)
 	}
 	if err := c.validateWrites(); err != nil {
 		return err

@@ -292,30 +292,6 @@ func checkDefaults(t *testing.T, flag string, get func(Config) int, cases []defa
 	}
 }
 
-// TestProcsDefault: with the embedded log provd runs one more goroutine
-// slot than the runtime would (its disk syncs block one), unless
-// GOMAXPROCS says otherwise; a flag or PROVD_PROCS wins over both, and
-// the Trillian backend, which does no disk I/O of its own, keeps the
-// runtime's.
-func TestProcsDefault(t *testing.T) {
-	checkDefaults(t, "--procs", func(c Config) int { return c.Procs }, []defaultCase{
-		{nil, nil, startProcs + 1},
-		{nil, map[string]string{"GOMAXPROCS": "2"}, 0},
-		{[]string{"--log", "trillian"}, nil, 0},
-		{[]string{"--procs", "5"}, map[string]string{"GOMAXPROCS": "2"}, 5},
-		{[]string{"--procs", "0"}, nil, 0},
-		{nil, map[string]string{"PROVD_PROCS": "3"}, 3},
-		{nil, map[string]string{"PROVD_PROCS": "0"}, 0},
-	})
-	cfg, err := parseConfig([]string{"--procs", "-1"}, func(string) string { return "" }, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "--procs -1") {
-		t.Errorf("--procs -1: Validate said %v, want an error naming it", err)
-	}
-}
-
 // TestGCPercentDefault: provd sets the collector's target to 400 unless
 // GOGC says otherwise, and a flag or PROVD_GC_PERCENT wins over both.
 func TestGCPercentDefault(t *testing.T) {

@@ -34,7 +34,7 @@ func openTrillian(ctx context.Context, lc datadir.LogConfig, trust provenance.Tr
 	}
 	if err := pinTrust(ctx, trillian.NewTrillianAdminClient(conn), lc.TrillianTree, trust); err != nil {
 		conn.Close()
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("trillian at %s: %w", lc.TrillianAddr, err)
 	}
 	l, err := trillianlog.Open(ctx, trillianlog.Config{
 		Client: trillian.NewTrillianLogClient(conn),
@@ -70,10 +70,10 @@ func pinTrust(ctx context.Context, admin trillian.TrillianAdminClient, treeID in
 	for try := 0; ; try++ {
 		tree, err := admin.GetTree(ctx, &trillian.GetTreeRequest{TreeId: treeID})
 		if err != nil {
-			return fmt.Errorf("get Trillian tree %d: %w", treeID, err)
+			return fmt.Errorf("get tree %d: %w", treeID, err)
 		}
 		if tree.GetTreeType() != trillian.TreeType_LOG {
-			return fmt.Errorf("Trillian tree %d is a %v tree; provd needs a LOG tree (createtree --tree_type=LOG)", treeID, tree.GetTreeType())
+			return fmt.Errorf("tree %d is a %v tree; provd needs a LOG tree (createtree --tree_type=LOG)", treeID, tree.GetTreeType())
 		}
 		desc := tree.GetDescription()
 		have := ""
@@ -86,18 +86,18 @@ func pinTrust(ctx context.Context, admin trillian.TrillianAdminClient, treeID in
 		case have == want:
 			return nil
 		case have != "":
-			return fmt.Errorf("Trillian tree %d is the log of other keys (fingerprint %s, this directory's is %s): "+
+			return fmt.Errorf("tree %d is the log of other keys (fingerprint %s, this directory's is %s): "+
 				"every replica needs copies of the same origin, log.key and operator.key; this directory has origin %s, log key %s, operator key %s",
 				treeID, strings.TrimPrefix(have, trustPrefix), strings.TrimPrefix(want, trustPrefix), t.Origin, t.LogKey, t.OperatorKey)
 		case try > 0:
-			return fmt.Errorf("Trillian tree %d: recording the keys' fingerprint in its description did not take", treeID)
+			return fmt.Errorf("tree %d: recording the keys' fingerprint in its description did not take", treeID)
 		}
 		// The first replica on this tree records its fingerprint; a replica
 		// starting at the same moment with other keys reads it back and is
 		// refused on the next pass.
 		desc = strings.TrimSpace(desc + " " + want)
 		if len(desc) > maxDescription {
-			return fmt.Errorf("Trillian tree %d: its description leaves no room for the keys' fingerprint (%d bytes)", treeID, len(want))
+			return fmt.Errorf("tree %d: its description leaves no room for the keys' fingerprint (%d bytes)", treeID, len(want))
 		}
 		_, err = admin.UpdateTree(ctx, &trillian.UpdateTreeRequest{
 			Tree:       &trillian.Tree{TreeId: treeID, Description: desc},

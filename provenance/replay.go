@@ -224,14 +224,22 @@ func (s *Service) save(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.dirty = newDelta(s.applied)
+	s.restartAt(s.applied)
+	return nil
+}
+
+// restartAt drops every record the State holds, with what changed since
+// the last save, and makes at the applied position and the saved index's.
+// Called with s.mu held.
+func (s *Service) restartAt(at uint64) {
+	s.dirty = newDelta(at)
+	s.applied, s.state.next = at, at
 	clear(s.state.actors)
 	clear(s.state.items)
 	clear(s.state.claims)
 	clear(s.actorEvents)
 	clear(s.events)
 	clear(s.refused)
-	return nil
 }
 
 // syncWithStore makes sure the saved index ends where this Service's last
@@ -250,14 +258,7 @@ func (s *Service) syncWithStore(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	from := s.applied
-	s.dirty = newDelta(at)
-	s.applied, s.state.next = at, at
-	clear(s.state.actors)
-	clear(s.state.items)
-	clear(s.state.claims)
-	clear(s.actorEvents)
-	clear(s.events)
-	clear(s.refused)
+	s.restartAt(at)
 	s.mu.Unlock()
 	s.lastSave = time.Now()
 	s.wake(from, at)

@@ -38,19 +38,32 @@ func encodeBundle(b bundleJSON) ([]byte, error) {
 }
 
 // decodeBundle decodes a bundle that is in its one canonical form, or
-// says why not: encoding/json decodes it, refusing unknown fields, and
-// encodeBundle must write what it decoded back byte for byte, which also
-// refuses other layouts, key orders, escapes, non-canonical base64 in a
-// leaf, and anything after the object. Its errors match ErrMalformedBundle.
+// says why not (checkCanonical). Its errors match ErrMalformedBundle.
 func decodeBundle(data []byte) (bundleJSON, error) {
 	var b bundleJSON
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&b); err != nil {
+	if err := json.Unmarshal(data, &b); err != nil {
 		return bundleJSON{}, fmt.Errorf("%w: not bundle JSON: %s", ErrMalformedBundle, strings.TrimPrefix(err.Error(), "json: "))
 	}
-	if canon, err := encodeBundle(b); err != nil || !bytes.Equal(canon, data) {
-		return bundleJSON{}, fmt.Errorf("%w: not in canonical form (as BuildBundle writes it)", ErrMalformedBundle)
+	if err := checkCanonical(data, b); err != nil {
+		return bundleJSON{}, err
 	}
 	return b, nil
+}
+
+// checkCanonical reports whether data, which decoded to b, is in the
+// bundle's one canonical form: encodeBundle must write b back byte for
+// byte, which refuses unknown fields, other layouts, key orders, escapes,
+// non-canonical base64 in a leaf, and anything after the object. Its
+// errors match ErrMalformedBundle, and name an unknown field if there is
+// one.
+func checkCanonical(data []byte, b bundleJSON) error {
+	if canon, err := encodeBundle(b); err == nil && bytes.Equal(canon, data) {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(new(bundleJSON)); err != nil {
+		return fmt.Errorf("%w: not bundle JSON: %s", ErrMalformedBundle, strings.TrimPrefix(err.Error(), "json: "))
+	}
+	return fmt.Errorf("%w: not in canonical form (as BuildBundle writes it)", ErrMalformedBundle)
 }

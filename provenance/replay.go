@@ -60,6 +60,9 @@ func (s *Service) catchUp(ctx context.Context) error {
 			if err := s.syncWithStore(ctx); err != nil {
 				return err
 			}
+			if s.applied == from {
+				return err // the saved index is not ahead after all: a record is inconsistent with its position
+			}
 			continue
 		} else if err != nil {
 			return err
@@ -137,11 +140,7 @@ func (s *Service) wake(from, to uint64) {
 	if to <= from {
 		return
 	}
-	// Only the applier stores it; it never goes back, even when the
-	// applier applies positions again (syncWithStore).
-	if to > s.appliedPos.Load() {
-		s.appliedPos.Store(to)
-	}
+	s.appliedPos.Store(to)
 	s.waitMu.Lock()
 	defer s.waitMu.Unlock()
 	if len(s.waiters) == 0 {
@@ -244,24 +243,33 @@ func (s *Service) restartAt(at uint64) {
 
 // syncWithStore makes sure the saved index ends where this Service's last
 // save left it. With an index shared by replicas, another may have saved
-// since: then what this one applied since its own last save is dropped,
-// and it goes on from where the saved index ends, ahead of it or behind.
-// Applying is deterministic, so the positions it applied again, or never
-// applies itself, come out as they did or would have.
+// since. If it saved no further than this one applied, what this one holds
+// is the index at its own applied position (the records it changed since
+// its last save, over the saved index), so it saves from where the saved
+// index ends. If it saved further, this one drops what it holds and goes
+// on from there. Applying is deterministic, so either way the index comes
+// out as one replica alone would have made it, and no reader sees it go
+// back.
 func (s *Service) syncWithStore(ctx context.Context) error {
 	at, err := s.store.Applied(ctx)
 	if err != nil {
 		return fmt.Errorf("read the index's position: %w", err)
 	}
-	if at == s.dirty.from {
+	switch {
+	case at == s.dirty.from:
 		return nil
+	case at <= s.applied:
+		s.mu.Lock()
+		s.dirty.from = at
+		s.mu.Unlock()
+	default:
+		s.mu.Lock()
+		from := s.applied
+		s.restartAt(at)
+		s.mu.Unlock()
+		s.wake(from, at)
 	}
-	s.mu.Lock()
-	from := s.applied
-	s.restartAt(at)
-	s.mu.Unlock()
 	s.lastSave = time.Now()
-	s.wake(from, at)
 	return nil
 }
 

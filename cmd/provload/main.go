@@ -87,10 +87,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	target := cfg.Target()
 	fmt.Fprintf(stdout, "GET %s for %v, %d workers\n", target, cfg.Duration, cfg.Concurrency)
-	res, err := readLoad(ctx, cfg, target)
-	if err != nil {
-		return err
-	}
+	res := readLoad(ctx, cfg, func() string { return target })
 	res.report(stdout)
 	if res.Failed > 0 {
 		return fmt.Errorf("%d of %d requests failed (first: %v)", res.Failed, res.Failed+len(res.Latencies), res.FirstErr)
@@ -289,13 +286,9 @@ func merge(tallies []tally, start time.Time) Result {
 	return res
 }
 
-// readLoad GETs target from cfg.Concurrency workers until cfg.Duration is
-// over or ctx ends.
-func readLoad(ctx context.Context, cfg Config, target string) (Result, error) {
-	req, err := http.NewRequest(http.MethodGet, target, nil)
-	if err != nil {
-		return Result{}, fmt.Errorf("request for %s: %w", target, err)
-	}
+// readLoad GETs the URLs target returns, one call a request, from
+// cfg.Concurrency workers until cfg.Duration is over or ctx ends.
+func readLoad(ctx context.Context, cfg Config, target func() string) Result {
 	tr := &http.Transport{
 		Proxy:               nil,
 		MaxIdleConns:        cfg.Concurrency,
@@ -322,8 +315,13 @@ func readLoad(ctx context.Context, cfg Config, target string) (Result, error) {
 				if pace.Wait(ctx) != nil {
 					return // the run is over
 				}
+				req, err := http.NewRequestWithContext(ctx, http.MethodGet, target(), nil)
+				if err != nil {
+					t.fail(fmt.Errorf("request: %w", err))
+					continue
+				}
 				t0 := time.Now()
-				n, err := get(ctx, client, req)
+				n, err := get(client, req)
 				took := time.Since(t0)
 				switch {
 				case err != nil && ctx.Err() != nil:
@@ -338,12 +336,12 @@ func readLoad(ctx context.Context, cfg Config, target string) (Result, error) {
 		})
 	}
 	wg.Wait()
-	return merge(tallies, start), nil
+	return merge(tallies, start)
 }
 
 // get sends req and reads the body whole, so the connection is reused.
-func get(ctx context.Context, client *http.Client, req *http.Request) (int64, error) {
-	resp, err := client.Do(req.WithContext(ctx))
+func get(client *http.Client, req *http.Request) (int64, error) {
+	resp, err := client.Do(req)
 	if err != nil {
 		return 0, err
 	}

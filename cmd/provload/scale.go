@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/provtrail/provtrail/cmd/internal/client"
 	"github.com/provtrail/provtrail/merkle"
 	"github.com/provtrail/provtrail/provenance"
@@ -149,6 +151,11 @@ func scaleRun(ctx context.Context, cfg Config, stdout io.Writer) error {
 		if row.idle, err = rssAnon(p.cmd.Process.Pid); err != nil {
 			return err
 		}
+		inuse, goal, err := heapStats(ctx, p.url)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "idle      provd RSS anon %.1f MB; its Go heap: %.1f MB in use, next collection at %.1f MB\n", mb(row.idle), mb(inuse), mb(goal))
 
 		t0 := time.Now()
 		if err := p.stop(); err != nil {
@@ -178,7 +185,12 @@ func scaleRun(ctx context.Context, cfg Config, stdout io.Writer) error {
 			return fmt.Errorf("pages of %d items: %d of %d failed (first: %v)", step, pages.Failed, pages.Failed+len(pages.Latencies), pages.FirstErr)
 		}
 		row.p50, row.p99 = pages.Percentile(0.50), pages.Percentile(0.99)
-		fmt.Fprintf(stdout, "pages     %d of random items in %v, %d workers\n", len(pages.Latencies), pages.Elapsed.Round(time.Millisecond), cfg.ReadConcurrency)
+		after, err := rssAnon(p.cmd.Process.Pid)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "pages     %d of random items in %v, %d workers; provd RSS anon after them %.1f MB\n",
+			len(pages.Latencies), pages.Elapsed.Round(time.Millisecond), cfg.ReadConcurrency, mb(after))
 		fmt.Fprintf(stdout, "%s\n%s\n", scaleHeader, row)
 		rows = append(rows, row)
 	}
@@ -239,6 +251,45 @@ func logSize(ctx context.Context, base string) (uint64, error) {
 		return 0, fmt.Errorf("checkpoint: %w", err)
 	}
 	return cp.Size, nil
+}
+
+// heapStats reads provd's /metrics for the bytes of Go heap in use and
+// the heap size at which its next collection starts, which tell the live
+// data from the collector's headroom in its RSS.
+func heapStats(ctx context.Context, base string) (inuse, goal int64, err error) {
+	hc := &http.Client{Timeout: 10 * time.Second}
+	defer hc.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, 0, fmt.Errorf("metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, 0, fmt.Errorf("metrics: status %s", resp.Status)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return 0, 0, fmt.Errorf("metrics: %w", err)
+	}
+	gauge := func(name string) (int64, error) {
+		f := families[name]
+		if f == nil || len(f.GetMetric()) != 1 || f.GetMetric()[0].GetGauge() == nil {
+			return 0, fmt.Errorf("metrics: no gauge %s", name)
+		}
+		return int64(f.GetMetric()[0].GetGauge().GetValue()), nil
+	}
+	if inuse, err = gauge("go_memstats_heap_inuse_bytes"); err != nil {
+		return 0, 0, err
+	}
+	if goal, err = gauge("go_memstats_next_gc_bytes"); err != nil {
+		return 0, 0, err
+	}
+	return inuse, goal, nil
 }
 
 // rssAnon returns the anonymous resident memory of process pid (heap,

@@ -99,43 +99,16 @@ func scaleRun(ctx context.Context, cfg Config, stdout io.Writer) error {
 	have := 0
 	for _, step := range cfg.Steps {
 		row := scaleRow{items: step}
-		var posted int
-		var postTime time.Duration
-		c, err := newClient(p.url, cfg.Concurrency, cfg.Timeout)
+		s := sample(p.cmd.Process.Pid, sampleEvery)
+		posted, postTime, err := grow(ctx, cfg, p.url, a, serials, have, step, now, stdout)
+		peak, serr := s.stop()
 		if err != nil {
 			return err
 		}
-		s := sample(p.cmd.Process.Pid, sampleEvery)
-		for have < step {
-			n := min(cfg.Chunk, step-have)
-			t0 := time.Now()
-			_, chains, err := presign(a, cfg.Hops, serials, have, n, now)
-			if err != nil {
-				s.stop()
-				return err
-			}
-			signed := time.Since(t0)
-			res := poster(cfg.Batch)(ctx, c, chains, cfg.Concurrency)
-			if err := ctx.Err(); err != nil {
-				s.stop()
-				return err
-			}
-			if res.Failed > 0 {
-				s.stop()
-				return fmt.Errorf("items %d to %d: %d events failed (first: %v)", have, have+n-1, res.Failed, res.FirstErr)
-			}
-			posted += len(res.Latencies)
-			postTime += res.Elapsed
-			own, _ := rssAnon(os.Getpid())
-			fmt.Fprintf(stdout, "items %d to %d: signed %d events in %v, POSTed in %v (%.0f events/s)%s; provload RSS anon %.0f MB\n",
-				have, have+n-1, n*(1+2*cfg.Hops), signed.Round(time.Millisecond), res.Elapsed.Round(time.Millisecond),
-				float64(len(res.Latencies))/res.Elapsed.Seconds(), turnedAwayNote(res.TurnedAway), mb(own))
-			have += n
+		if serr != nil {
+			return serr
 		}
-		c.CloseIdleConnections()
-		if row.peak, err = s.stop(); err != nil {
-			return err
-		}
+		have, row.peak = step, peak
 		row.writeRate = float64(posted) / postTime.Seconds()
 		want := enrolled + uint64(step)*uint64(1+2*cfg.Hops)
 		if row.events, err = logSize(ctx, p.url); err != nil {
@@ -199,6 +172,42 @@ func scaleRun(ctx context.Context, cfg Config, stdout io.Writer) error {
 		fmt.Fprintln(stdout, r)
 	}
 	return nil
+}
+
+// grow signs and POSTs the chains of the items numbered from to to-1,
+// cfg.Chunk items at a time, and returns how many events were accepted
+// and the time spent POSTing them.
+func grow(ctx context.Context, cfg Config, base string, a actors, serials string, from, to int, now time.Time, stdout io.Writer) (int, time.Duration, error) {
+	c, err := newClient(base, cfg.Concurrency, cfg.Timeout)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer c.CloseIdleConnections()
+	post := poster(cfg.Batch)
+	posted, took := 0, time.Duration(0)
+	for first := from; first < to; first += cfg.Chunk {
+		n := min(cfg.Chunk, to-first)
+		t0 := time.Now()
+		_, chains, err := presign(a, cfg.Hops, serials, first, n, now)
+		if err != nil {
+			return 0, 0, err
+		}
+		signed := time.Since(t0)
+		res := post(ctx, c, chains, cfg.Concurrency)
+		if err := ctx.Err(); err != nil {
+			return 0, 0, err
+		}
+		if res.Failed > 0 {
+			return 0, 0, fmt.Errorf("items %d to %d: %d events failed (first: %v)", first, first+n-1, res.Failed, res.FirstErr)
+		}
+		posted += len(res.Latencies)
+		took += res.Elapsed
+		own, _ := rssAnon(os.Getpid())
+		fmt.Fprintf(stdout, "items %d to %d: signed %d events in %v, POSTed in %v (%.0f events/s)%s; provload RSS anon %.0f MB\n",
+			first, first+n-1, n*(1+2*cfg.Hops), signed.Round(time.Millisecond), res.Elapsed.Round(time.Millisecond),
+			float64(len(res.Latencies))/res.Elapsed.Seconds(), turnedAwayNote(res.TurnedAway), mb(own))
+	}
+	return posted, took, nil
 }
 
 // checkFresh makes sure dir holds no data directory yet, so that the

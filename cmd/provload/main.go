@@ -22,6 +22,21 @@
 //
 //	provload -write -data data -items 2000 -hops 4 -concurrency 16 -duration 10s -read
 //
+// With -scale it is the scale benchmark: provload starts the provd binary
+// -provd itself on a fresh data directory -data, enrolls its actors, and
+// grows the log step by step to each of -steps items (each item a register
+// and -hops handoff/receive pairs, -chunk items signed ahead, not timed,
+// then POSTed in batches of -batch by -concurrency workers). After each
+// step it reads provd's anonymous RSS (RssAnon of /proc/PID/status: the
+// peak sampled during the writes, and once idle after -idle), restarts
+// provd (SIGINT, then a new process, timed until /healthz answers 200) and
+// loads the history pages of items at random, -read-rate a second from
+// -read-concurrency workers for -duration. It prints one table row a step:
+// items, events in the log, write events/s, idle and peak RSS in MB,
+// restart time in s, page p50 and p99 in ms (docs/scale-out.md).
+//
+//	provload -scale -provd ./provd -data /tmp/scale -steps 500000,1000000,2000000
+//
 // A request that fails or answers other than 200 (201 for a POST) counts
 // as an error, and provload exits non-zero if any did. A POST answered 429
 // or 503 is not an error: the server turned it away (over its capacity,
@@ -43,6 +58,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -85,12 +101,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if cfg.Write {
 		return writeRun(ctx, cfg, stdout)
 	}
+	if cfg.Scale {
+		return scaleRun(ctx, cfg, stdout)
+	}
 	target := cfg.Target()
 	fmt.Fprintf(stdout, "GET %s for %v, %d workers\n", target, cfg.Duration, cfg.Concurrency)
-	res, err := readLoad(ctx, cfg, target)
-	if err != nil {
-		return err
-	}
+	res := readLoad(ctx, cfg, func() string { return target })
 	res.report(stdout)
 	if res.Failed > 0 {
 		return fmt.Errorf("%d of %d requests failed (first: %v)", res.Failed, res.Failed+len(res.Latencies), res.FirstErr)
@@ -121,6 +137,16 @@ type Config struct {
 	// ReadRate caps the page loads per second, over all page workers:
 	// 0 loads as fast as the workers can.
 	ReadRate float64
+
+	// Scale mode: provload starts provd itself on Data and grows it to
+	// each of Steps items, Chunk items signed and POSTed at a time; Idle is
+	// the pause after a step's writes before the idle memory is read.
+	Scale bool
+	Provd string // the provd binary
+	Data  string // provd's data directory
+	Steps []int
+	Chunk int
+	Idle  time.Duration
 }
 
 func parseConfig(args []string, usage io.Writer) (Config, error) {
@@ -129,23 +155,33 @@ func parseConfig(args []string, usage io.Writer) (Config, error) {
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:8080", "base `URL` of a running provd")
 	fs.StringVar(&cfg.Item, "item", "", "`path` of the page to load: an item's Digital Link path /01/{gtin}/21/{serial} (required)")
-	fs.IntVar(&cfg.Concurrency, "concurrency", 8, "`workers`, each with one request in flight on its own keep-alive connection")
-	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to load")
+	fs.IntVar(&cfg.Concurrency, "concurrency", 8, "`workers`, each with one request in flight on its own keep-alive connection (16 with -scale, unless given)")
+	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to load; with -scale: how long each step's history pages are loaded")
 	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Second, "limit on one request")
 	fs.BoolVar(&cfg.Write, "write", false, "write load: enroll actors, register items and POST handoff/receive chains (needs -data or -operator-key)")
-	var data string
-	fs.StringVar(&data, "data", "", "with -write: provd's data `directory`, for its operator.key")
+	fs.StringVar(&cfg.Data, "data", "", "with -write: provd's data `directory`, for its operator.key; with -scale: the data directory provd is started on (absent or empty)")
 	fs.StringVar(&cfg.OperatorKey, "operator-key", "", "with -write: the operator's key `file` (wins over -data)")
 	fs.IntVar(&cfg.Items, "items", 1000, "with -write: items to register, one chain each")
-	fs.IntVar(&cfg.Hops, "hops", 4, "with -write: handoff/receive pairs in each item's chain")
-	fs.IntVar(&cfg.Couriers, "couriers", 4, "with -write: couriers to enroll")
-	fs.IntVar(&cfg.Batch, "batch", 1, "with -write: `events` a POST carries; more than 1 sends that many items' next events in one POST /api/v1/events/batch")
+	fs.IntVar(&cfg.Hops, "hops", 4, "with -write or -scale: handoff/receive pairs in each item's chain (1 with -scale, unless given)")
+	fs.IntVar(&cfg.Couriers, "couriers", 4, "with -write or -scale: couriers to enroll")
+	fs.IntVar(&cfg.Batch, "batch", 1, "with -write or -scale: `events` a POST carries; more than 1 sends that many items' next events in one POST /api/v1/events/batch (32 with -scale, unless given)")
 	fs.BoolVar(&cfg.Read, "read", false, "with -write: also load a history page (-item, or the first item's) during the write load")
-	fs.IntVar(&cfg.ReadConcurrency, "read-concurrency", 4, "with -write -read: page `workers`")
-	fs.Float64Var(&cfg.ReadRate, "read-rate", 0, "page loads per second over all page workers, like buyers scanning codes at a steady pace (default 0: as fast as the workers can)")
+	fs.IntVar(&cfg.ReadConcurrency, "read-concurrency", 4, "with -write -read, or -scale: page `workers`")
+	fs.Float64Var(&cfg.ReadRate, "read-rate", 0, "page loads per second over all page workers, like buyers scanning codes at a steady pace (0: as fast as the workers can; 200 with -scale, unless given)")
+	fs.BoolVar(&cfg.Scale, "scale", false, "scale benchmark: start provd (-provd) on a fresh -data directory, grow it to each of -steps items and report memory, restart time, page latency and write rate at each")
+	fs.StringVar(&cfg.Provd, "provd", "", "with -scale: the provd `binary` to start")
+	steps := "500000,1000000,2000000"
+	fs.StringVar(&steps, "steps", steps, "with -scale: comma-separated item `counts` to grow the data directory to, increasing")
+	fs.IntVar(&cfg.Chunk, "chunk", 100000, "with -scale: `items` signed ahead, then POSTed, at a time, which bounds provload's own memory")
+	fs.DurationVar(&cfg.Idle, "idle", 3*time.Second, "with -scale: pause after a step's writes before the idle memory is read")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(usage, "Usage: provload -item PATH [flags]\n       provload -write -data DIR [-read] [flags]\n\nprovload loads one page of a running provd, or writes events to it, and reports the rate and latency.\n\nFlags:\n")
+			fmt.Fprint(usage, "Usage: provload -item PATH [flags]\n       provload -write -data DIR [-read] [flags]\n       provload -scale -provd PATH -data DIR [-steps N,N,...] [flags]\n\n"+
+				"provload loads one page of a running provd, or writes events to it, and reports the rate and latency.\n\n"+
+				"With -scale it starts provd itself on a fresh data directory, grows it to each of -steps items\n"+
+				"(defaults: -hops 1 -batch 32 -concurrency 16 -read-rate 200) and prints a row a step: items, events\n"+
+				"in the log, write events/s, provd's anonymous RSS idle and peak (MB), restart time until /healthz\n"+
+				"answers (s), history page p50 and p99 (ms) of random items. See docs/scale-out.md.\n\nFlags:\n")
 			fs.SetOutput(usage)
 			fs.PrintDefaults()
 			return Config{}, err
@@ -155,14 +191,53 @@ func parseConfig(args []string, usage io.Writer) (Config, error) {
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected arguments %q (run provload --help)", fs.Args())
 	}
-	if cfg.OperatorKey == "" && data != "" {
-		cfg.OperatorKey = filepath.Join(data, "operator.key")
+	if cfg.Scale {
+		return scaleDefaults(fs, cfg, steps)
+	}
+	if cfg.OperatorKey == "" && cfg.Data != "" {
+		cfg.OperatorKey = filepath.Join(cfg.Data, "operator.key")
+	}
+	return cfg, nil
+}
+
+// scaleDefaults refuses the flags -scale has no use for and sets the
+// defaults of its own where the flag was not given: one hop, batches of
+// 32 from 16 workers, pages at 200 a second.
+func scaleDefaults(fs *flag.FlagSet, cfg Config, steps string) (Config, error) {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for _, name := range []string{"url", "item", "write", "read", "items", "operator-key"} {
+		if set[name] {
+			return Config{}, fmt.Errorf("-%s does not go with -scale, which starts provd itself (run provload --help)", name)
+		}
+	}
+	if !set["hops"] {
+		cfg.Hops = 1
+	}
+	if !set["batch"] {
+		cfg.Batch = 32
+	}
+	if !set["concurrency"] {
+		cfg.Concurrency = 16
+	}
+	if !set["read-rate"] {
+		cfg.ReadRate = 200
+	}
+	for f := range strings.SplitSeq(steps, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return Config{}, fmt.Errorf("-steps %q: want comma-separated item counts, e.g. 500000,1000000", steps)
+		}
+		cfg.Steps = append(cfg.Steps, n)
 	}
 	return cfg, nil
 }
 
 // Validate says what is wrong with cfg, if anything.
 func (c Config) Validate() error {
+	if c.Scale {
+		return c.validateScale()
+	}
 	u, err := url.Parse(c.URL)
 	switch {
 	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
@@ -196,6 +271,44 @@ func (c Config) Validate() error {
 		return fmt.Errorf("-batch %d: want 1 to %d events a POST", c.Batch, api.MaxBatch)
 	case c.Read && c.ReadConcurrency < 1:
 		return fmt.Errorf("-read-concurrency %d: want at least 1", c.ReadConcurrency)
+	}
+	return nil
+}
+
+// validateScale says what is wrong with a -scale cfg, if anything.
+func (c Config) validateScale() error {
+	switch {
+	case c.Provd == "":
+		return errors.New("-scale needs the provd binary to start: -provd PATH")
+	case c.Data == "":
+		return errors.New("-scale needs a data directory for provd, absent or empty: -data DIR")
+	case len(c.Steps) == 0:
+		return errors.New("-steps: say which item counts to grow to, e.g. -steps 500000,1000000")
+	case c.Chunk < 1:
+		return fmt.Errorf("-chunk %d: want at least 1", c.Chunk)
+	case c.Idle < 0:
+		return fmt.Errorf("-idle %v: want 0 or more", c.Idle)
+	case c.Hops < 1:
+		return fmt.Errorf("-hops %d: want at least 1", c.Hops)
+	case c.Couriers < 2 || c.Couriers > 100:
+		return fmt.Errorf("-couriers %d: want 2 to 100 (a courier hands off to another)", c.Couriers)
+	case c.Batch < 1 || c.Batch > api.MaxBatch:
+		return fmt.Errorf("-batch %d: want 1 to %d events a POST", c.Batch, api.MaxBatch)
+	case c.Concurrency < 1:
+		return fmt.Errorf("-concurrency %d: want at least 1", c.Concurrency)
+	case c.ReadConcurrency < 1:
+		return fmt.Errorf("-read-concurrency %d: want at least 1", c.ReadConcurrency)
+	case c.ReadRate <= 0 || math.IsNaN(c.ReadRate) || math.IsInf(c.ReadRate, 0):
+		return fmt.Errorf("-read-rate %v: want page loads per second, more than 0", c.ReadRate)
+	case c.Duration <= 0:
+		return fmt.Errorf("-duration %v: want more than 0", c.Duration)
+	case c.Timeout <= 0:
+		return fmt.Errorf("-timeout %v: want more than 0", c.Timeout)
+	}
+	for i, n := range c.Steps {
+		if n < 1 || (i > 0 && n <= c.Steps[i-1]) {
+			return fmt.Errorf("-steps %v: want item counts of at least 1, each larger than the one before", c.Steps)
+		}
 	}
 	return nil
 }
@@ -289,13 +402,9 @@ func merge(tallies []tally, start time.Time) Result {
 	return res
 }
 
-// readLoad GETs target from cfg.Concurrency workers until cfg.Duration is
-// over or ctx ends.
-func readLoad(ctx context.Context, cfg Config, target string) (Result, error) {
-	req, err := http.NewRequest(http.MethodGet, target, nil)
-	if err != nil {
-		return Result{}, fmt.Errorf("request for %s: %w", target, err)
-	}
+// readLoad GETs the URLs target returns, one call a request, from
+// cfg.Concurrency workers until cfg.Duration is over or ctx ends.
+func readLoad(ctx context.Context, cfg Config, target func() string) Result {
 	tr := &http.Transport{
 		Proxy:               nil,
 		MaxIdleConns:        cfg.Concurrency,
@@ -322,8 +431,13 @@ func readLoad(ctx context.Context, cfg Config, target string) (Result, error) {
 				if pace.Wait(ctx) != nil {
 					return // the run is over
 				}
+				req, err := http.NewRequestWithContext(ctx, http.MethodGet, target(), nil)
+				if err != nil {
+					t.fail(fmt.Errorf("request: %w", err))
+					continue
+				}
 				t0 := time.Now()
-				n, err := get(ctx, client, req)
+				n, err := get(client, req)
 				took := time.Since(t0)
 				switch {
 				case err != nil && ctx.Err() != nil:
@@ -338,12 +452,12 @@ func readLoad(ctx context.Context, cfg Config, target string) (Result, error) {
 		})
 	}
 	wg.Wait()
-	return merge(tallies, start), nil
+	return merge(tallies, start)
 }
 
 // get sends req and reads the body whole, so the connection is reused.
-func get(ctx context.Context, client *http.Client, req *http.Request) (int64, error) {
-	resp, err := client.Do(req.WithContext(ctx))
+func get(client *http.Client, req *http.Request) (int64, error) {
+	resp, err := client.Do(req)
 	if err != nil {
 		return 0, err
 	}

@@ -7,8 +7,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -90,6 +93,51 @@ func TestValidate(t *testing.T) {
 				t.Errorf("Validate(%+v) = nil, want an error", c)
 			}
 		})
+	}
+}
+
+// TestScaleConfig checks -scale's own defaults, and that it refuses the
+// flags it has no use for and steps that do not grow.
+func TestScaleConfig(t *testing.T) {
+	cfg, err := parseConfig([]string{"-scale", "-provd", "provd", "-data", "d"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	if cfg.Hops != 1 || cfg.Batch != 32 || cfg.Concurrency != 16 || cfg.ReadRate != 200 || !slices.Equal(cfg.Steps, []int{500000, 1000000, 2000000}) {
+		t.Errorf("-scale defaults: hops %d, batch %d, concurrency %d, read rate %v, steps %v", cfg.Hops, cfg.Batch, cfg.Concurrency, cfg.ReadRate, cfg.Steps)
+	}
+	cfg, err = parseConfig([]string{"-scale", "-provd", "provd", "-data", "d", "-hops", "3", "-batch", "1", "-steps", "10, 20"}, io.Discard)
+	if err != nil || cfg.Hops != 3 || cfg.Batch != 1 || !slices.Equal(cfg.Steps, []int{10, 20}) {
+		t.Errorf("-scale with flags given: %+v, %v", cfg, err)
+	}
+	for _, args := range [][]string{
+		{"-scale", "-provd", "p", "-data", "d", "-url", "http://127.0.0.1:1"},
+		{"-scale", "-provd", "p", "-data", "d", "-write"},
+		{"-scale", "-provd", "p", "-data", "d", "-items", "5"},
+		{"-scale", "-provd", "p", "-data", "d", "-steps", "10,x"},
+	} {
+		if _, err := parseConfig(args, io.Discard); err == nil {
+			t.Errorf("parseConfig(%q) = nil error", args)
+		}
+	}
+	for name, args := range map[string][]string{
+		"no provd":         {"-scale", "-data", "d"},
+		"no data":          {"-scale", "-provd", "p"},
+		"steps not rising": {"-scale", "-provd", "p", "-data", "d", "-steps", "20,10"},
+		"zero step":        {"-scale", "-provd", "p", "-data", "d", "-steps", "0,10"},
+		"zero chunk":       {"-scale", "-provd", "p", "-data", "d", "-chunk", "0"},
+		"no read rate":     {"-scale", "-provd", "p", "-data", "d", "-read-rate", "0"},
+	} {
+		cfg, err := parseConfig(args, io.Discard)
+		if err == nil {
+			err = cfg.Validate()
+		}
+		if err == nil {
+			t.Errorf("%s: %q is valid, want an error", name, args)
+		}
 	}
 }
 
@@ -247,5 +295,74 @@ func TestWriteTurnedAway(t *testing.T) {
 				t.Errorf("log size %d (%v), want %d", cp.Size, err, 3+3+6)
 			}
 		})
+	}
+}
+
+// TestScale runs the scale benchmark end to end, with tiny steps, against
+// a provd built from this tree, and checks every row of its table.
+func TestScale(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds provd and runs it as a child process: not with -short")
+	}
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skipf("no go command to build provd with: %v", err)
+	}
+	provd := filepath.Join(t.TempDir(), "provd")
+	build := exec.CommandContext(t.Context(), gobin, "build", "-o", provd, "github.com/provtrail/provtrail/cmd/provd")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build provd: %v\n%s", err, out)
+	}
+	data := filepath.Join(t.TempDir(), "data")
+	var out bytes.Buffer
+	// Chunks of 150 items: the first step is two chunks, the second
+	// starts within a step's worth.
+	err = run(t.Context(), []string{"-scale", "-provd", provd, "-data", data, "-steps", "200,400", "-chunk", "150",
+		"-couriers", "2", "-batch", "8", "-concurrency", "4", "-duration", "500ms", "-read-rate", "100", "-read-concurrency", "2", "-idle", "100ms"}, &out)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, &out)
+	}
+	t.Log(out.String())
+	// The table at the end: the header, then one row a step.
+	_, table, ok := strings.Cut(out.String(), "\n\n"+scaleHeader+"\n")
+	if !ok {
+		t.Fatalf("output ends with no table:\n%s", &out)
+	}
+	lines := strings.Split(strings.TrimSpace(table), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("table has %d rows, want 2:\n%s", len(lines), table)
+	}
+	for i, items := range []int{200, 400} {
+		f := strings.Fields(lines[i])
+		if len(f) != 8 {
+			t.Fatalf("row %q has %d fields, want 8", lines[i], len(f))
+		}
+		var v [8]float64
+		for j := range f {
+			if v[j], err = strconv.ParseFloat(f[j], 64); err != nil {
+				t.Fatalf("row %q, field %d: %v", lines[i], j, err)
+			}
+		}
+		// 3 enrollments, then a register, a handoff and a receive an item.
+		if v[0] != float64(items) || v[1] != float64(3+3*items) {
+			t.Errorf("row %q: want %d items and %d events in the log", lines[i], items, 3+3*items)
+		}
+		idle, peak, restart, p50, p99 := v[3], v[4], v[5], v[6], v[7]
+		switch {
+		case v[2] <= 0:
+			t.Errorf("row %q: no write rate", lines[i])
+		case idle <= 0 || peak <= 0 || idle > 4096 || peak > 4096:
+			t.Errorf("row %q: RSS idle %v MB, peak %v MB: want each in (0, 4096]", lines[i], idle, peak)
+		case restart <= 0 || restart > 60:
+			t.Errorf("row %q: restart %v s", lines[i], restart)
+		case p50 <= 0 || p99 < p50 || p99 > 5000:
+			t.Errorf("row %q: page p50 %v ms, p99 %v ms", lines[i], p50, p99)
+		}
+	}
+
+	// The data directory is provd's now: a second run refuses it.
+	err = run(t.Context(), []string{"-scale", "-provd", provd, "-data", data, "-steps", "10"}, &out)
+	if err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Errorf("run on a used data directory: err = %v, want one saying it is not empty", err)
 	}
 }

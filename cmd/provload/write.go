@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -50,44 +51,16 @@ func writeRun(ctx context.Context, cfg Config, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "POST %s%s: %d items of 1 register + %d handoff/receive pairs, %d workers%s, for at most %v\n",
 		base, route, cfg.Items, cfg.Hops, cfg.Concurrency, per, cfg.Duration)
 
-	// Actors of this run only, so that runs on one log do not collide.
-	var tag [4]byte
-	rand.Read(tag[:])
-	prefix := "load-" + hex.EncodeToString(tag[:])
-	maker := prefix + "-maker"
-	couriers := make([]string, cfg.Couriers)
-	for i := range couriers {
-		couriers[i] = fmt.Sprintf("%s-courier%d", prefix, i)
-	}
-	signers := map[string]note.Signer{}
-	now := time.Now().UTC().Truncate(time.Second)
 	t0 := time.Now()
-	enrollTurnedAway := 0
-	for _, id := range append([]string{maker}, couriers...) {
-		skey, vkey, err := merkle.GenerateKey(id)
-		if err != nil {
-			return err
-		}
-		if signers[id], err = note.NewSigner(skey); err != nil {
-			return err
-		}
-		role := provenance.RoleCourier
-		if id == maker {
-			role = provenance.RoleManufacturer
-		}
-		leaf, err := provenance.Sign(provenance.Event{Kind: provenance.KindEnroll, Actor: op.Name(), Time: now,
-			Enroll: &provenance.Actor{ID: id, Role: role, Name: "provload " + id, Key: vkey}}, op)
-		if err != nil {
-			return err
-		}
-		if _, err := postAgain(ctx, c, signedEvent{leaf: leaf, hash: merkle.LeafHash(leaf)}, func(error) { enrollTurnedAway++ }); err != nil {
-			return fmt.Errorf("enroll %s: %w", id, err)
-		}
+	now := time.Now().UTC().Truncate(time.Second)
+	a, enrollTurnedAway, err := enroll(ctx, c, op, cfg.Couriers, now)
+	if err != nil {
+		return err
 	}
-	fmt.Fprintf(stdout, "enrolled  %s and %d couriers in %v%s\n", maker, len(couriers), time.Since(t0).Round(time.Millisecond), turnedAwayNote(enrollTurnedAway))
+	fmt.Fprintf(stdout, "enrolled  %s and %d couriers in %v%s\n", a.maker, len(a.couriers), time.Since(t0).Round(time.Millisecond), turnedAwayNote(enrollTurnedAway))
 
 	t0 = time.Now()
-	items, chains, err := presign(cfg, prefix, maker, couriers, signers, now)
+	items, chains, err := presign(a, cfg.Hops, strings.ToUpper(a.prefix)+"-", 0, cfg.Items, now)
 	if err != nil {
 		return err
 	}
@@ -99,12 +72,7 @@ func writeRun(ctx context.Context, cfg Config, stdout io.Writer) error {
 	for i, chain := range chains {
 		registers[i], chains[i] = chain[:1], chain[1:]
 	}
-	post := postChains
-	if cfg.Batch > 1 {
-		post = func(ctx context.Context, c *client.Client, chains [][]signedEvent, workers int) Result {
-			return postBatches(ctx, c, chains, workers, cfg.Batch)
-		}
-	}
+	post := poster(cfg.Batch)
 	reg := post(ctx, c, registers, cfg.Concurrency)
 	fmt.Fprintf(stdout, "register  %d items in %v (%.0f events/s, p99 %v), %d failed%s\n", len(reg.Latencies), reg.Elapsed.Round(time.Millisecond),
 		float64(len(reg.Latencies))/reg.Elapsed.Seconds(), round(reg.Percentile(0.99)), reg.Failed, turnedAwayNote(reg.TurnedAway))
@@ -124,7 +92,7 @@ func writeRun(ctx context.Context, cfg Config, stdout io.Writer) error {
 		}
 		rcfg := cfg
 		rcfg.Concurrency, rcfg.Duration = cfg.ReadConcurrency, cfg.Duration
-		wg.Go(func() { pages, _ = readLoad(wctx, rcfg, target) })
+		wg.Go(func() { pages = readLoad(wctx, rcfg, func() string { return target }) })
 	}
 	res := post(wctx, c, chains, cfg.Concurrency)
 	cancel() // the page load lasts as long as the write load
@@ -170,6 +138,64 @@ func turnedAwayNote(n int) string {
 	return fmt.Sprintf(", turned away %d times (429/503, sent again)", n)
 }
 
+// The actors of one run: a manufacturer and its couriers, with their
+// signers. Their ids carry a random tag, so that runs on one log do not
+// collide.
+type actors struct {
+	prefix   string // "load-" and the run's tag
+	maker    string
+	couriers []string
+	signers  map[string]note.Signer
+}
+
+// enroll makes a manufacturer and n couriers of a run of its own and
+// enrolls them with the operator's signer op, at now. It returns how
+// often an enrollment was turned away (and sent again).
+func enroll(ctx context.Context, c *client.Client, op note.Signer, n int, now time.Time) (actors, int, error) {
+	var tag [4]byte
+	rand.Read(tag[:])
+	a := actors{prefix: "load-" + hex.EncodeToString(tag[:]), signers: map[string]note.Signer{}}
+	a.maker = a.prefix + "-maker"
+	a.couriers = make([]string, n)
+	for i := range a.couriers {
+		a.couriers[i] = fmt.Sprintf("%s-courier%d", a.prefix, i)
+	}
+	turnedAway := 0
+	for _, id := range append([]string{a.maker}, a.couriers...) {
+		skey, vkey, err := merkle.GenerateKey(id)
+		if err != nil {
+			return a, turnedAway, err
+		}
+		if a.signers[id], err = note.NewSigner(skey); err != nil {
+			return a, turnedAway, err
+		}
+		role := provenance.RoleCourier
+		if id == a.maker {
+			role = provenance.RoleManufacturer
+		}
+		leaf, err := provenance.Sign(provenance.Event{Kind: provenance.KindEnroll, Actor: op.Name(), Time: now,
+			Enroll: &provenance.Actor{ID: id, Role: role, Name: "provload " + id, Key: vkey}}, op)
+		if err != nil {
+			return a, turnedAway, err
+		}
+		if _, err := postAgain(ctx, c, signedEvent{leaf: leaf, hash: merkle.LeafHash(leaf)}, func(error) { turnedAway++ }); err != nil {
+			return a, turnedAway, fmt.Errorf("enroll %s: %w", id, err)
+		}
+	}
+	return a, turnedAway, nil
+}
+
+// poster returns the way chains are POSTed: each event on its own if
+// batch is 1, else batch items' next events a POST.
+func poster(batch int) func(ctx context.Context, c *client.Client, chains [][]signedEvent, workers int) Result {
+	if batch <= 1 {
+		return postChains
+	}
+	return func(ctx context.Context, c *client.Client, chains [][]signedEvent, workers int) Result {
+		return postBatches(ctx, c, chains, workers, batch)
+	}
+}
+
 // newClient returns a client of the provd at base for conns workers,
 // each with one request in flight: it keeps a connection open for each,
 // so that the load measures the server's work on events, not the set-up
@@ -184,23 +210,24 @@ func newClient(base string, conns int, timeout time.Duration) (*client.Client, e
 	return client.New(base, &http.Client{Transport: tr, Timeout: timeout})
 }
 
-// presign signs every item's chain: register by maker, then hops
-// handoff/receive pairs through the couriers, each event naming the leaf
+// presign signs the chains of n items, numbered from first on, with
+// serials serialPrefix and their number: register by a's maker, then hops
+// handoff/receive pairs through its couriers, each event naming the leaf
 // hash of the one before. The work is spread over the CPUs.
-func presign(cfg Config, prefix, maker string, couriers []string, signers map[string]note.Signer, now time.Time) ([]provenance.ItemID, [][]signedEvent, error) {
-	items := make([]provenance.ItemID, cfg.Items)
-	chains := make([][]signedEvent, cfg.Items)
-	errs := make([]error, cfg.Items)
+func presign(a actors, hops int, serialPrefix string, first, n int, now time.Time) ([]provenance.ItemID, [][]signedEvent, error) {
+	items := make([]provenance.ItemID, n)
+	chains := make([][]signedEvent, n)
+	errs := make([]error, n)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1) - 1)
-				if i >= cfg.Items {
+				if i >= n {
 					return
 				}
-				items[i], chains[i], errs[i] = signChain(cfg.Hops, fmt.Sprintf("%s-%d", strings.ToUpper(prefix), i), i, maker, couriers, signers, now)
+				items[i], chains[i], errs[i] = signChain(hops, serialPrefix+strconv.Itoa(first+i), first+i, a.maker, a.couriers, a.signers, now)
 			}
 		})
 	}

@@ -1,6 +1,8 @@
 package web
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -163,8 +165,14 @@ func (s *Server) errorPageMsg(c *gin.Context, status int, title, msg string) {
 	c.Abort()
 }
 
-// internalPage logs err in full and shows a plain 500 page.
+// internalPage logs err in full and shows a plain 500 page. A client that
+// went away before its page was built gets 499, as the API answers it:
+// nobody reads the page, and nothing failed on the server.
 func (s *Server) internalPage(c *gin.Context, err error) {
+	if errors.Is(err, context.Canceled) {
+		c.AbortWithStatus(statusClientClosed)
+		return
+	}
 	s.log.ErrorContext(c.Request.Context(), "internal error", "method", c.Request.Method, "path", c.Request.URL.Path, "err", err)
 	s.errorPage(c, http.StatusInternalServerError, "")
 }

@@ -78,21 +78,9 @@ func (b *httpBackend) postEvent(ctx context.Context, leaf []byte) (api.Receipt, 
 		if b.notes != nil {
 			fmt.Fprintf(b.notes, "prov: server %s: %s; sending the event again in %v (try %d of %d)\n", b.api.URL(), oneLine(ce.Message), wait, try+1, b.tries)
 		}
-		if err := sleep(ctx, wait); err != nil {
+		if err := client.Wait(ctx, wait); err != nil {
 			return api.Receipt{}, err
 		}
-	}
-}
-
-// sleep waits d, or until ctx ends, and then says why.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 
@@ -201,7 +189,7 @@ func (b *httpBackend) SubmitBatch(ctx context.Context, leaves [][]byte) ([]prove
 		if b.notes != nil {
 			fmt.Fprintf(b.notes, "prov: server %s: %s in %v (try %d of %d)\n", b.api.URL(), why, wait, try+1, b.tries)
 		}
-		if err := sleep(ctx, wait); err != nil {
+		if err := client.Wait(ctx, wait); err != nil {
 			return nil, err
 		}
 	}

@@ -118,7 +118,7 @@ func scaleRun(ctx context.Context, cfg Config, stdout io.Writer) error {
 			return fmt.Errorf("after %d items the log holds %d events, want %d", step, row.events, want)
 		}
 
-		if err := sleep(ctx, cfg.Idle); err != nil {
+		if err := client.Wait(ctx, cfg.Idle); err != nil {
 			return err
 		}
 		if row.idle, err = rssAnon(p.cmd.Process.Pid); err != nil {

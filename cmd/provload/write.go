@@ -350,7 +350,7 @@ func postAgain(ctx context.Context, c *client.Client, ev signedEvent, onTurnedAw
 		took := time.Since(t0)
 		if ce, ok := turnedAway(err); ok {
 			onTurnedAway(statusError(ce))
-			if err := sleep(ctx, retryWait(ce)); err != nil {
+			if err := client.Wait(ctx, retryWait(ce)); err != nil {
 				return took, err
 			}
 			continue
@@ -372,18 +372,6 @@ func checkReceipt(r api.Receipt, ev signedEvent) error {
 		return fmt.Errorf("receipt says the event %s was a duplicate", ev.hash)
 	}
 	return nil
-}
-
-// sleep waits d, or until ctx ends, and then says why.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // postBatches POSTs chains as batches: each worker takes size chains and
@@ -455,7 +443,7 @@ func postBatches(ctx context.Context, c *client.Client, chains [][]signedEvent, 
 							step[of[k]] = -1
 						}
 					}
-					if wait > 0 && sleep(ctx, wait) != nil {
+					if wait > 0 && client.Wait(ctx, wait) != nil {
 						return
 					}
 				}

@@ -247,3 +247,16 @@ func (c *Client) Keys(ctx context.Context) (provenance.Trust, error) {
 // CloseIdleConnections closes the connections the client keeps open for
 // its next requests.
 func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
+
+// Wait waits d, as a Retry-After asks, or until ctx ends, and then says
+// why.
+func Wait(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -4,8 +4,8 @@ import "encoding/binary"
 
 // A bloom is a Bloom filter over 8-byte leaf-hash prefixes, which are
 // uniformly distributed already, so two 32-bit halves of the prefix give the
-// k probe positions by double hashing. At 12 bits per entry and k = 6 about
-// 0.5% of new leaves need a look at the dedup runs.
+// k probe positions by double hashing. Twelve bits per entry and six probes
+// keep false positives, each a look at the dedup runs on disk, rare.
 type bloom struct {
 	bits     []uint64
 	m        uint64 // number of bits

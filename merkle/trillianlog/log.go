@@ -22,6 +22,12 @@ import (
 var _ merkle.Log = (*Log)(nil)
 
 // Config carries everything a Log needs.
+// The defaults of Config's poll intervals.
+const (
+	DefaultPollInterval    = 25 * time.Millisecond
+	DefaultMaxPollInterval = 500 * time.Millisecond
+)
+
 type Config struct {
 	// Client talks to the Trillian log server. The caller owns the
 	// connection behind it and closes it after closing the Log.
@@ -37,11 +43,12 @@ type Config struct {
 	// must hold the same key.
 	Signer note.Signer
 	// PollInterval is how often the latest root is polled while an Append
-	// waits for its leaves to be integrated. Default 25ms; set it to about
-	// half the signer's --sequencer_interval.
+	// waits for its leaves to be integrated; zero means
+	// DefaultPollInterval. Set it to about half the signer's
+	// --sequencer_interval.
 	PollInterval time.Duration
-	// MaxPollInterval bounds the backoff while the tree does not grow.
-	// Default 500ms.
+	// MaxPollInterval bounds the backoff while the tree does not grow;
+	// zero means DefaultMaxPollInterval.
 	MaxPollInterval time.Duration
 	// ProofCacheNodes bounds the subtree hashes kept from Trillian's
 	// proofs to build later proofs without a call (see [Log.InclusionProof]).
@@ -110,10 +117,10 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		return nil, fmt.Errorf("trillianlog: signer key is named %q, want the origin %q", cfg.Signer.Name(), cfg.Origin)
 	}
 	if cfg.PollInterval <= 0 {
-		cfg.PollInterval = 25 * time.Millisecond
+		cfg.PollInterval = DefaultPollInterval
 	}
 	if cfg.MaxPollInterval < cfg.PollInterval {
-		cfg.MaxPollInterval = max(cfg.PollInterval, 500*time.Millisecond)
+		cfg.MaxPollInterval = max(cfg.PollInterval, DefaultMaxPollInterval)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

@@ -195,16 +195,10 @@ func (l *loaded) load(ctx context.Context, st *State, e Event, src source) error
 // given.
 func (l *loaded) into(st *State, actorEvents map[string][]uint64, events map[itemKey][]uint64) {
 	for id, a := range l.actors {
-		st.actors[id] = a
-		if actorEvents != nil {
-			actorEvents[id] = l.actorEvents[id]
-		}
+		st.actors[id], actorEvents[id] = a, l.actorEvents[id]
 	}
 	for k, it := range l.items {
-		st.items[k] = it
-		if events != nil {
-			events[k] = l.events[k]
-		}
+		st.items[k], events[k] = it, l.events[k]
 	}
 	for c, id := range l.claims {
 		st.claims[c] = id

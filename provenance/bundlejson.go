@@ -3,6 +3,8 @@ package provenance
 import (
 	"bytes"
 	"encoding/json"
+	"encoding/json/jsontext"
+	jsonv2 "encoding/json/v2"
 	"fmt"
 	"strings"
 )
@@ -26,15 +28,17 @@ type entryJSON struct {
 	Proof string `json:"proof"` // C2SP tlog-proof@v1
 }
 
+// encodeBundle writes b as encoding/json's Encoder does with two-space
+// indentation and no HTML escaping (U+2028 and U+2029 still escaped), and
+// a final newline. It uses encoding/json/v2, which indents as it writes
+// rather than compacting first and indenting a copy; unlike v1 it refuses
+// a string that is not UTF-8, which no decoded bundle holds.
 func encodeBundle(b bundleJSON) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(b); err != nil {
+	out, err := jsonv2.Marshal(b, jsontext.WithIndent("  "), jsontext.EscapeForHTML(false), jsontext.EscapeForJS(true))
+	if err != nil {
 		return nil, err
 	}
-	return buf.Bytes(), nil
+	return append(out, '\n'), nil
 }
 
 // decodeBundle decodes a bundle that is in its one canonical form, or

@@ -2,6 +2,7 @@ package merkle
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"strings"
 
@@ -61,4 +62,14 @@ func ParseTilePath(path string) (TilePath, error) {
 		return TilePath{}, fmt.Errorf("tile path %q: %w", path, err)
 	}
 	return TilePath{Level: t.L, Index: uint64(t.N), Width: t.W}, nil
+}
+
+// AppendEntryBundle appends leaves to b as a C2SP entry bundle: each leaf
+// as a big-endian uint16 length followed by its bytes.
+func AppendEntryBundle(b []byte, leaves [][]byte) []byte {
+	for _, leaf := range leaves {
+		b = binary.BigEndian.AppendUint16(b, uint16(len(leaf)))
+		b = append(b, leaf...)
+	}
+	return b
 }

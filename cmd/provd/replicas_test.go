@@ -410,6 +410,15 @@ func TestReplicaBundleLikeEmbedded(t *testing.T) {
 	if !reflect.DeepEqual(ht, hb) {
 		t.Errorf("the verified histories differ:\n%+v\n%+v", ht, hb)
 	}
+	// The replica serves the C2SP tiles too, the same bytes.
+	n := rep.size()
+	for _, path := range []string{fmt.Sprintf("/tile/0/000.p/%d", n), fmt.Sprintf("/tile/entries/000.p/%d", n)} {
+		codeT, tileT := rep.get(path)
+		codeB, tileB := emb.get(path)
+		if codeT != http.StatusOK || codeB != http.StatusOK || !bytes.Equal(tileT, tileB) {
+			t.Errorf("GET %s: Trillian %d %x, bbolt %d %x", path, codeT, tileT, codeB, tileB)
+		}
+	}
 	// Pinned keys matter alike: a bundle checked against another log key
 	// fails.
 	_, otherKey, err := merkle.GenerateKey(rep.keys.Origin)

@@ -2,7 +2,6 @@ package boltlog
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 
 	"github.com/provtrail/provtrail/merkle"
@@ -57,10 +56,7 @@ func (l *Log) EntryBundle(ctx context.Context, index uint64, width int) ([]byte,
 		if err != nil {
 			return err
 		}
-		for _, leaf := range leaves {
-			out = binary.BigEndian.AppendUint16(out, uint16(len(leaf)))
-			out = append(out, leaf...)
-		}
+		out = merkle.AppendEntryBundle(out, leaves)
 		return nil
 	})
 	if err != nil {

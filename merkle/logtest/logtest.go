@@ -50,6 +50,10 @@
 //   - CancelledContext: Append with a cancelled context fails with an error
 //     matching context.Canceled and appends nothing.
 //   - Closed: every method returns merkle.ErrClosed after Close.
+//   - Tiles (a merkle.TileLog only): over 515 leaves, full and partial
+//     hash tiles of levels 0 and 1 and entry bundles equal what tlog
+//     computes from the reference tree; tiles the tree does not hold yet,
+//     and widths out of 1..256, are *merkle.RangeError.
 package logtest
 
 import (
@@ -122,6 +126,7 @@ func checks() []check {
 		{name: "Reopen", needReopen: true, run: checkReopen},
 		{name: "CancelledContext", run: checkCancelled},
 		{name: "Closed", run: checkClosed},
+		{name: "Tiles", run: checkTiles},
 	}
 }
 
@@ -1084,4 +1089,81 @@ func equalHashes(a, b []merkle.Hash) bool {
 		}
 	}
 	return true
+}
+
+func checkTiles(t *testing.T, cfg Config) error {
+	ctx := t.Context()
+	h := open(t, cfg, t.TempDir())
+	tl, ok := h.Log.(merkle.TileLog)
+	if !ok {
+		t.Skip("the log is not a merkle.TileLog")
+	}
+	ref := &refTree{}
+	const size = 2*merkle.TileWidth + 3
+	for i := 0; i < size; i += 100 {
+		var batch [][]byte
+		for j := i; j < min(i+100, size); j++ {
+			batch = append(batch, testLeaf("tiles", j))
+		}
+		if err := appendNew(ctx, h, ref, batch); err != nil {
+			return err
+		}
+	}
+	if _, err := checkpoint(ctx, h, ref); err != nil {
+		return err
+	}
+	type tile struct {
+		level int // -1: entry bundle
+		index uint64
+		width int
+	}
+	name := func(c tile) string {
+		if c.level < 0 {
+			return fmt.Sprintf("EntryBundle(%d, %d)", c.index, c.width)
+		}
+		return fmt.Sprintf("Tile(%d, %d, %d)", c.level, c.index, c.width)
+	}
+	get := func(c tile) (b []byte, err error) {
+		err = call(name(c), func() error {
+			if c.level < 0 {
+				b, err = tl.EntryBundle(ctx, c.index, c.width)
+			} else {
+				b, err = tl.Tile(ctx, uint8(c.level), c.index, c.width)
+			}
+			return err
+		})
+		return b, err
+	}
+	for _, c := range []tile{
+		{0, 0, 256}, {0, 1, 256}, {0, 2, 3}, {0, 0, 5}, {0, 2, 1}, {1, 0, 2}, {1, 0, 1},
+		{-1, 0, 256}, {-1, 1, 256}, {-1, 2, 3}, {-1, 2, 1}, {-1, 1, 7},
+	} {
+		got, err := get(c)
+		if err != nil {
+			return fmt.Errorf("%s at size %d: %w", name(c), size, err)
+		}
+		var want []byte
+		if c.level < 0 {
+			for _, leaf := range ref.leaves[c.index*merkle.TileWidth : c.index*merkle.TileWidth+uint64(c.width)] {
+				want = append(want, byte(len(leaf)>>8), byte(len(leaf)))
+				want = append(want, leaf...)
+			}
+		} else if want, err = tlog.ReadTileData(tlog.Tile{H: merkle.TileHeight, L: c.level, N: int64(c.index), W: c.width}, ref); err != nil {
+			return fmt.Errorf("reference %s: %v", name(c), err)
+		}
+		if !bytes.Equal(got, want) {
+			return fmt.Errorf("%s at size %d returned %d bytes %x, want %d bytes %x", name(c), size, len(got), got, len(want), want)
+		}
+	}
+	for _, c := range []tile{
+		{0, 2, 4}, {0, 3, 1}, {1, 0, 3}, {1, 1, 1}, {2, 0, 1}, {0, 0, 0}, {0, 0, 257}, {0, math.MaxUint64, 1}, {20, 0, 1},
+		{-1, 2, 4}, {-1, 3, 1}, {-1, 0, 0}, {-1, 0, 257}, {-1, math.MaxUint64, 1},
+	} {
+		_, err := get(c)
+		var re *merkle.RangeError
+		if !errors.As(err, &re) {
+			return fmt.Errorf("%s at size %d returned %v, want a *merkle.RangeError", name(c), size, err)
+		}
+	}
+	return nil
 }

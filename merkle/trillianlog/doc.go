@@ -51,16 +51,15 @@
 // one it signed before, and never returns a checkpoint smaller than one it
 // returned before. The signed checkpoint is cached until the tree grows.
 //
-// # No tiles
+// # Tiles
 //
-// A Log does not implement [merkle.TileLog]. Entry bundles would be easy
-// (GetLeavesByRange), but a tile of level L >= 1 holds hashes of complete
-// subtrees of 256^L leaves, and Trillian's API serves those only inside
-// inclusion and consistency proofs: one RPC per hash, 256 per tile, or a
-// full read of 65,536 leaves per level-1 tile to recompute them. Trillian
-// does store such tiles internally (its Subtree table) but does not serve
-// them. A replica that needs the tiles API should serve it from a copy of
-// the log it keeps while replaying it.
+// A Log is a [merkle.TileLog], so a replica serves the C2SP tlog-tiles read
+// API like the embedded log. Entry bundles and level-0 tiles are one
+// GetLeavesByRange each. Trillian serves no other hash of the tree but
+// inside proofs, so a hash of a level L >= 1 tile, the root of a complete
+// subtree of 256^L leaves, is computed from the subtree's first leaf and
+// that leaf's inclusion proof: two calls a hash, up to 512 for a level-1
+// tile, kept afterwards with the proofs' hashes (Config.ProofCacheNodes).
 //
 // # Caveats
 //

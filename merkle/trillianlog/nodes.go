@@ -98,3 +98,27 @@ func (c *nodeCache) learn(nodes proof.Nodes, p []merkle.Hash) {
 		c.m[s] = p[i]
 	}
 }
+
+// get returns the hash of the leaves s covers, if known.
+func (c *nodeCache) get(s span) (merkle.Hash, bool) {
+	if c == nil {
+		return merkle.Hash{}, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	h, ok := c.m[s]
+	return h, ok
+}
+
+// put records the hash of the leaves s covers.
+func (c *nodeCache) put(s span, h merkle.Hash) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= c.max {
+		clear(c.m)
+	}
+	c.m[s] = h
+}

@@ -3,7 +3,11 @@ package tilelog
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"testing"
+
+	"github.com/provtrail/provtrail/merkle"
+	"golang.org/x/mod/sumdb/note"
 )
 
 func FuzzParseEntryBundle(f *testing.F) {
@@ -26,6 +30,39 @@ func FuzzParseEntryBundle(f *testing.F) {
 		}
 		if !bytes.Equal(again, b) {
 			t.Fatalf("entries %q do not encode back to %q", leaves, b)
+		}
+	})
+}
+
+// FuzzVerify feeds Client.Verify any bytes as a checkpoint: it never
+// panics, and every error is one of the two kinds a Mirror tells apart.
+func FuzzVerify(f *testing.F) {
+	skey, vkey, err := merkle.GenerateKey("fuzz.test/log")
+	if err != nil {
+		f.Fatal(err)
+	}
+	s, err := note.NewSigner(skey)
+	if err != nil {
+		f.Fatal(err)
+	}
+	cp, err := merkle.SignCheckpoint(s, "fuzz.test/log", 7, merkle.LeafHash([]byte("x")))
+	if err != nil {
+		f.Fatal(err)
+	}
+	c, err := NewClient(ClientConfig{URL: "https://origin.test", LogKey: vkey})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(cp.Note)
+	f.Add([]byte("<html>502 Bad Gateway</html>"))
+	f.Add(cp.Note[:len(cp.Note)-10])
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		got, err := c.Verify(msg)
+		switch {
+		case err == nil && !bytes.Equal(got.Note, msg):
+			t.Fatalf("verified checkpoint's note is not the message")
+		case err != nil && !errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrInconsistent):
+			t.Fatalf("error of neither kind: %v", err)
 		}
 	})
 }

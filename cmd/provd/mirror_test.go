@@ -19,8 +19,12 @@ import (
 	"time"
 
 	"github.com/PuerkitoBio/goquery"
+	"github.com/provtrail/provtrail/cmd/internal/datadir"
 	"github.com/provtrail/provtrail/merkle"
+	"github.com/provtrail/provtrail/merkle/witness"
 	"github.com/provtrail/provtrail/provenance"
+	fnote "github.com/transparency-dev/formats/note"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // An originProxy stands in front of an origin provd, so that the origin
@@ -130,11 +134,10 @@ func catchUp(t *testing.T, mirror, origin *server) []byte {
 		_, want := origin.get("/checkpoint")
 		code, got := mirror.get("/checkpoint")
 		if code == http.StatusOK && bytes.Equal(got, want) {
-			// The index applies what the mirror verified on its next poll.
-			if _, b := mirror.get("/healthz"); strings.Contains(string(b), "following") {
-				time.Sleep(100 * time.Millisecond)
-				return got
-			}
+			// The index applies what the mirror verified on its next
+			// poll, every 20ms.
+			time.Sleep(200 * time.Millisecond)
+			return got
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the mirror did not catch up: it serves %d %q, the origin %q", code, got, want)
@@ -486,5 +489,79 @@ func TestMirrorFlags(t *testing.T) {
 	err = run(t.Context(), []string{"--addr", "127.0.0.1:0", "--data", dir, "--mirror", origin.url, "--mirror-policy", policy}, func(string) string { return "" }, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "differs from the keys this mirror pinned") {
 		t.Errorf("provd --mirror with another policy: %v", err)
+	}
+}
+
+// TestMirrorOfAWitnessedOrigin mirrors a provd whose checkpoints a
+// witness cosigns, with a policy that requires the cosignature: the
+// mirror serves the origin's note with it, verbatim, and bundles byte for
+// byte the origin's. A mirror whose policy requires another witness
+// publishes nothing.
+func TestMirrorOfAWitnessedOrigin(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "origin")
+	n, err := datadir.Open(t.Context(), datadir.Config{Dir: data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	trust := n.Trust
+	n.Close()
+	cosigner := func(name string) (note.Signer, string) {
+		skey, vkey, err := note.GenerateKey(nil, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := fnote.NewSignerForCosignatureV1(skey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cv, _ := fnote.VKeyToCosignatureV1(vkey)
+		return s, cv
+	}
+	ws, wcv := cosigner("witness.test/w1")
+	_, otherWitness := cosigner("witness.test/w2")
+	lv, _ := note.NewVerifier(trust.LogKey)
+	w, err := witness.New(witness.Config{Signer: ws, Logs: []note.Verifier{lv}, StatePath: filepath.Join(t.TempDir(), "w.state")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wsrv := httptest.NewServer(w)
+	defer wsrv.Close()
+	policyFile := filepath.Join(t.TempDir(), "witnesses.policy")
+	if err := os.WriteFile(policyFile, fmt.Appendf(nil, "witness w1 %s %s\nquorum w1\n", wcv, wsrv.URL), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	origin := startProvd(t, data, "--witness-policy", policyFile, "--poll-interval", "20ms")
+	k := newKeys(t, data)
+	origin.submit(k.enroll("maker", provenance.RoleManufacturer))
+	item := mustItem(t, "WIT-M")
+	origin.submit(k.sign(provenance.Event{Kind: provenance.KindRegister, Actor: "maker", Item: item,
+		Register: &provenance.Register{Product: "Witnessed tote"}}))
+
+	mirrorPolicy := func(witnessKey string) string {
+		path := filepath.Join(t.TempDir(), "mirror.policy")
+		text := fmt.Sprintf("log %s\noperator %s\nwitness w1 %s\nquorum w1\n", trust.LogKey, trust.OperatorKey, witnessKey)
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	mirror, _ := startMirror(t, filepath.Join(t.TempDir(), "mirror"), origin.url, "--mirror-policy", mirrorPolicy(wcv))
+	cp := catchUp(t, mirror, origin)
+	if !strings.Contains(string(cp), "— witness.test/w1 ") {
+		t.Errorf("the mirror's checkpoint lacks the witness's cosignature:\n%s", cp)
+	}
+	path := "/api/v1/items/" + item.GTIN + "/" + item.Serial + "/bundle"
+	_, ob := origin.get(path)
+	if code, mb := mirror.get(path); code != http.StatusOK || !bytes.Equal(ob, mb) {
+		t.Errorf("bundle of a witnessed origin from the mirror: %d, or differs from the origin's", code)
+	}
+
+	strict, _ := startMirror(t, filepath.Join(t.TempDir(), "strict"), origin.url, "--mirror-policy", mirrorPolicy(otherWitness))
+	time.Sleep(200 * time.Millisecond)
+	if code, _ := strict.get("/checkpoint"); code != http.StatusServiceUnavailable {
+		t.Errorf("a mirror requiring another witness serves /checkpoint: %d, want 503", code)
+	}
+	if _, health := strict.get("/healthz"); strings.Contains(string(health), "not following") {
+		t.Errorf("a missing cosignature stopped the following: %s", health)
 	}
 }

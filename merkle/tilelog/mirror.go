@@ -385,8 +385,11 @@ func (m *Mirror) InclusionProof(ctx context.Context, index, size uint64) ([]merk
 // published one.
 func (m *Mirror) InclusionProofs(ctx context.Context, indexes []uint64, size uint64) ([][]merkle.Hash, error) {
 	pub := m.checkpoint().Size
+	if size > pub {
+		return nil, &merkle.RangeError{Op: "inclusion proof", B: size, TreeSize: pub}
+	}
 	for _, index := range indexes {
-		if index >= size || size > pub {
+		if index >= size {
 			return nil, &merkle.RangeError{Op: "inclusion proof", A: index, B: size, TreeSize: pub}
 		}
 	}

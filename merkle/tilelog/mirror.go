@@ -339,6 +339,17 @@ func writeFileSync(path string, b []byte) error {
 	return d.Sync()
 }
 
+// isClosed reports whether Close was called: every method returns
+// merkle.ErrClosed from then on, whatever the local storage does.
+func (m *Mirror) isClosed() bool {
+	select {
+	case <-m.stop:
+		return true
+	default:
+		return false
+	}
+}
+
 // checkpoint returns the published checkpoint.
 func (m *Mirror) checkpoint() merkle.Checkpoint {
 	m.mu.RLock()
@@ -349,6 +360,9 @@ func (m *Mirror) checkpoint() merkle.Checkpoint {
 // Append refuses: a mirror takes its entries from its origin only. The
 // error matches merkle.ErrReadOnly and names the origin's URL.
 func (m *Mirror) Append(ctx context.Context, leaves [][]byte) ([]uint64, error) {
+	if m.isClosed() {
+		return nil, merkle.ErrClosed
+	}
 	return nil, fmt.Errorf("%w: append to the origin, %s", merkle.ErrReadOnly, m.client.URL())
 }
 
@@ -357,6 +371,9 @@ func (m *Mirror) Append(ctx context.Context, leaves [][]byte) ([]uint64, error) 
 func (m *Mirror) Checkpoint(ctx context.Context) (merkle.Checkpoint, error) {
 	if err := ctx.Err(); err != nil {
 		return merkle.Checkpoint{}, err
+	}
+	if m.isClosed() {
+		return merkle.Checkpoint{}, merkle.ErrClosed
 	}
 	cp := m.checkpoint()
 	if cp.Note == nil {
@@ -367,6 +384,9 @@ func (m *Mirror) Checkpoint(ctx context.Context) (merkle.Checkpoint, error) {
 
 // Leaves returns leaves of the published tree.
 func (m *Mirror) Leaves(ctx context.Context, start, end uint64) ([][]byte, error) {
+	if m.isClosed() {
+		return nil, merkle.ErrClosed
+	}
 	if size := m.checkpoint().Size; start > end || end > size {
 		return nil, &merkle.RangeError{Op: "leaves", A: start, B: end, TreeSize: size}
 	}
@@ -375,6 +395,9 @@ func (m *Mirror) Leaves(ctx context.Context, start, end uint64) ([][]byte, error
 
 // InclusionProof proves a leaf in a tree no larger than the published one.
 func (m *Mirror) InclusionProof(ctx context.Context, index, size uint64) ([]merkle.Hash, error) {
+	if m.isClosed() {
+		return nil, merkle.ErrClosed
+	}
 	if pub := m.checkpoint().Size; index >= size || size > pub {
 		return nil, &merkle.RangeError{Op: "inclusion proof", A: index, B: size, TreeSize: pub}
 	}
@@ -384,9 +407,16 @@ func (m *Mirror) InclusionProof(ctx context.Context, index, size uint64) ([]merk
 // InclusionProofs proves several leaves in a tree no larger than the
 // published one.
 func (m *Mirror) InclusionProofs(ctx context.Context, indexes []uint64, size uint64) ([][]merkle.Hash, error) {
+	if m.isClosed() {
+		return nil, merkle.ErrClosed
+	}
 	pub := m.checkpoint().Size
 	if size > pub {
-		return nil, &merkle.RangeError{Op: "inclusion proof", B: size, TreeSize: pub}
+		var first uint64
+		if len(indexes) > 0 {
+			first = indexes[0]
+		}
+		return nil, &merkle.RangeError{Op: "inclusion proof", A: first, B: size, TreeSize: pub}
 	}
 	for _, index := range indexes {
 		if index >= size {
@@ -399,6 +429,9 @@ func (m *Mirror) InclusionProofs(ctx context.Context, indexes []uint64, size uin
 // ConsistencyProof proves that one tree extends another, both no larger
 // than the published one.
 func (m *Mirror) ConsistencyProof(ctx context.Context, oldSize, newSize uint64) ([]merkle.Hash, error) {
+	if m.isClosed() {
+		return nil, merkle.ErrClosed
+	}
 	if pub := m.checkpoint().Size; oldSize > newSize || newSize > pub {
 		return nil, &merkle.RangeError{Op: "consistency proof", A: oldSize, B: newSize, TreeSize: pub}
 	}
@@ -407,6 +440,9 @@ func (m *Mirror) ConsistencyProof(ctx context.Context, oldSize, newSize uint64) 
 
 // Tile serves a hash tile of the published tree.
 func (m *Mirror) Tile(ctx context.Context, level uint8, index uint64, width int) ([]byte, error) {
+	if m.isClosed() {
+		return nil, merkle.ErrClosed
+	}
 	pub := m.checkpoint().Size
 	// The tree of size pub has pub >> (TileHeight*level) complete hashes
 	// at tile level `level`.
@@ -418,6 +454,9 @@ func (m *Mirror) Tile(ctx context.Context, level uint8, index uint64, width int)
 
 // EntryBundle serves an entry bundle of the published tree.
 func (m *Mirror) EntryBundle(ctx context.Context, index uint64, width int) ([]byte, error) {
+	if m.isClosed() {
+		return nil, merkle.ErrClosed
+	}
 	pub := m.checkpoint().Size
 	if width < 1 || width > merkle.TileWidth || index > pub || index*merkle.TileWidth+uint64(width) > pub {
 		return nil, &merkle.RangeError{Op: "entry bundle", A: index, B: uint64(width), TreeSize: pub}

@@ -246,6 +246,8 @@ func TestMirrorOfALiveOrigin(t *testing.T) {
 			"/api/v1/items/" + id.GTIN + "/" + id.Serial + "/bundle",
 			"/api/v1/items/" + id.GTIN + "/" + id.Serial,
 			"/api/v1/items/" + id.GTIN + "/" + id.Serial + "/epcis",
+			"/qr/01/" + id.GTIN + "/21/" + id.Serial + ".png",
+			"/qr/01/" + id.GTIN + "/21/" + id.Serial + ".svg",
 		} {
 			oc, ob := origin.get(path)
 			mc, mb := mirror.get(path)

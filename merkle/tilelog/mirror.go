@@ -197,7 +197,7 @@ func (m *Mirror) run() {
 			m.stopped = err
 			size := m.published.Size
 			m.mu.Unlock()
-			m.log.Error("mirror stopped following its origin: the origin's log contradicts what was verified; serving the last verified checkpoint",
+			m.log.Error("mirror stopped following its origin: a contradiction with what was verified; serving the last verified checkpoint",
 				"origin_url", m.client.URL(), "origin", m.client.Origin(), "size", size, "err", err)
 			<-m.stop
 			return
@@ -245,8 +245,16 @@ func (m *Mirror) round(ctx context.Context) error {
 		return fmt.Errorf("%w: the local copy holds %d entries, fewer than the published checkpoint's %d", ErrInconsistent, local.Size, pub.Size)
 	}
 	// Entries past the published size were verified against a
-	// checkpoint that a crash kept from being published; the local root
-	// check below covers them.
+	// checkpoint that a crash kept from being published. Before more are
+	// appended after them, the tiles must show them in cp's tree; the
+	// local root check below covers them when cp is smaller.
+	if local.Size > pub.Size && local.Size <= cp.Size {
+		if err := m.client.Consistent(ctx, local, cp); errors.Is(err, ErrInconsistent) {
+			return fmt.Errorf("%w: the local copy's entries past the kept checkpoint (%d to %d) are not the origin's: %v", ErrInconsistent, pub.Size, local.Size, err)
+		} else if err != nil {
+			return err
+		}
+	}
 	for from := local.Size; from < cp.Size; {
 		to := min(cp.Size, from+chunk)
 		leaves, err := m.client.Entries(ctx, cp, from, to)

@@ -458,3 +458,71 @@ func TestMirrorRefusesAStateItCannotVerify(t *testing.T) {
 		t.Fatalf("open with another key: %v, want ErrInconsistent", err)
 	}
 }
+
+// TestMirrorAfterACrash opens a mirror whose local copy holds entries past
+// its kept checkpoint, as a crash between appending verified entries and
+// keeping their checkpoint leaves it: the mirror publishes the kept
+// checkpoint, and the next one once the local root matches it, fetching
+// nothing it holds. Entries past the checkpoint that are not the origin's
+// stop the following instead.
+func TestMirrorAfterACrash(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		extra func(origin [][]byte) [][]byte // what the crash left in the copy
+		stops bool
+	}{
+		{"the origin's entries", func(origin [][]byte) [][]byte { return origin }, false},
+		{"other entries", func(origin [][]byte) [][]byte {
+			return [][]byte{[]byte("not the origin's"), []byte("nor this")}
+		}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			m := f.open(t)
+			cp := grow(t, f.real, "a", 300)
+			waitFor(t, m, "the first run", atSize(cp.Size))
+			f.closeMirror()
+
+			grow(t, f.real, "b", 100)
+			next, err := f.real.Leaves(t.Context(), 300, 400)
+			if err != nil {
+				t.Fatal(err)
+			}
+			throwaway, _, _ := merkle.GenerateKey(origin)
+			s, _ := note.NewSigner(throwaway)
+			db, err := boltlog.OpenDB(filepath.Join(f.dir, "local.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			local, err := boltlog.Open(t.Context(), boltlog.Config{DB: db, Origin: origin, Signer: s})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := local.Append(t.Context(), tc.extra(next)); err != nil {
+				t.Fatal(err)
+			}
+			local.Close()
+			db.Close()
+
+			before := f.srv.entryFetches()
+			m = f.open(t)
+			if got, _ := m.Checkpoint(t.Context()); got.Size != 300 {
+				t.Fatalf("after the crash: size %d, want the kept 300", got.Size)
+			}
+			if tc.stops {
+				st := waitFor(t, m, "the stop", func(st tilelog.Status) bool { return st.Stopped != nil })
+				if !errors.Is(st.Stopped, tilelog.ErrInconsistent) || !strings.Contains(st.Stopped.Error(), "not the origin's") || st.Checkpoint.Size != 300 {
+					t.Errorf("stopped with %v at %d, want ErrInconsistent at 300", st.Stopped, st.Checkpoint.Size)
+				}
+				if got := f.srv.entryFetches() - before; got != 0 {
+					t.Errorf("fetched %d entry bundles to append after entries that are not the origin's", got)
+				}
+				return
+			}
+			waitFor(t, m, "the next checkpoint", atSize(400))
+			if got := f.srv.entryFetches() - before; got != 0 {
+				t.Errorf("fetched %d entry bundles the copy held already", got)
+			}
+		})
+	}
+}

@@ -229,8 +229,9 @@ func (m *Mirror) round(ctx context.Context) error {
 			return err
 		}
 		if cp.Size == pub.Size {
-			// The same tree; take the note if it carries more
-			// cosignatures, so that bundles name the latest.
+			// The same tree, signed again or with other witness
+			// cosignatures: publish the note the origin serves now, so
+			// that bundles stay byte for byte the origin's.
 			if string(cp.Note) != string(pub.Note) {
 				return m.publish(cp)
 			}

@@ -475,6 +475,20 @@ func TestMirrorFlags(t *testing.T) {
 			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
 		}
 	}
+	// No origin to pin keys from on the first start, or not the keys JSON.
+	down := httptest.NewServer(http.NotFoundHandler())
+	down.Close()
+	garbage := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("<html>")) }))
+	defer garbage.Close()
+	for _, tc := range []struct{ url, want string }{
+		{down.URL, "pin the origin's keys on first use"},
+		{garbage.URL, "not the keys JSON"},
+	} {
+		err := run(t.Context(), []string{"--addr", "127.0.0.1:0", "--data", t.TempDir(), "--mirror", tc.url}, func(string) string { return "" }, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("provd --mirror %s: %v, want %q", tc.url, err, tc.want)
+		}
+	}
 	// A mirror's directory is not a log of its own, and the reverse.
 	origin, _ := startOrigin(t, filepath.Join(t.TempDir(), "origin"))
 	dir := filepath.Join(t.TempDir(), "mirror")

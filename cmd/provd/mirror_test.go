@@ -480,18 +480,20 @@ func TestMirrorFlags(t *testing.T) {
 	down.Close()
 	garbage := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("<html>")) }))
 	defer garbage.Close()
+	typo := t.TempDir()
 	for _, tc := range []struct{ url, want string }{
 		{down.URL, "pin the origin's keys on first use"},
 		{garbage.URL, "not the keys JSON"},
 	} {
-		err := run(t.Context(), []string{"--addr", "127.0.0.1:0", "--data", t.TempDir(), "--mirror", tc.url}, func(string) string { return "" }, io.Discard, io.Discard)
+		err := run(t.Context(), []string{"--addr", "127.0.0.1:0", "--data", typo, "--mirror", tc.url}, func(string) string { return "" }, io.Discard, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("provd --mirror %s: %v, want %q", tc.url, err, tc.want)
 		}
 	}
 	// A mirror's directory is not a log of its own, and the reverse.
 	origin, _ := startOrigin(t, filepath.Join(t.TempDir(), "origin"))
-	dir := filepath.Join(t.TempDir(), "mirror")
+	// The directory of a first start that failed is free for another URL.
+	dir := typo
 	m, _ := startMirror(t, dir, origin.url)
 	if err := m.shutdown(); err != nil {
 		t.Fatal(err)

@@ -76,12 +76,20 @@ func OpenMirror(ctx context.Context, cfg MirrorConfig) (*Node, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	if err := bindMirror(cfg.Dir, url); err != nil {
+	bound, err := checkMirrorDir(cfg.Dir, url)
+	if err != nil {
 		return nil, err
 	}
 	trust, err := pinTrust(ctx, cfg, url)
 	if err != nil {
 		return nil, err
+	}
+	// Recorded once the keys are pinned, so that a first start with a
+	// mistyped URL leaves the directory free for the right one.
+	if !bound {
+		if err := writeFileSync(filepath.Join(cfg.Dir, mirrorFile), []byte(url+"\n")); err != nil {
+			return nil, fmt.Errorf("record the mirrored origin: %w", err)
+		}
 	}
 	client, err := tilelog.NewClient(tilelog.ClientConfig{URL: url, LogKey: trust.LogKey, Policy: trust.Policy, HTTP: cfg.HTTP})
 	if err != nil {
@@ -133,30 +141,26 @@ func OpenMirror(ctx context.Context, cfg MirrorConfig) (*Node, error) {
 	return n, nil
 }
 
-// bindMirror records the origin a new mirror's directory follows, and
-// refuses a directory that holds a log of its own or mirrors another
-// origin.
-func bindMirror(dir, url string) error {
+// checkMirrorDir refuses a directory that holds a log of its own or
+// mirrors another origin, and reports whether it mirrors url already.
+func checkMirrorDir(dir, url string) (bound bool, err error) {
 	path := filepath.Join(dir, mirrorFile)
 	b, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		for _, f := range []string{"log.key", "origin", treeFile} {
 			if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
-				return fmt.Errorf("data directory %s holds a log of its own (%s); a mirror needs a new directory", dir, f)
+				return false, fmt.Errorf("data directory %s holds a log of its own (%s); a mirror needs a new directory", dir, f)
 			}
 		}
-		if err := os.WriteFile(path, []byte(url+"\n"), 0o600); err != nil {
-			return fmt.Errorf("record the mirrored origin: %w", err)
-		}
-		return nil
+		return false, nil
 	case err != nil:
-		return fmt.Errorf("read the mirrored origin: %w", err)
+		return false, fmt.Errorf("read the mirrored origin: %w", err)
 	}
 	if have := strings.TrimSpace(string(b)); have != url {
-		return fmt.Errorf("data directory %s mirrors %s, not %s: use a new directory for another origin (or edit %s if the origin moved)", dir, have, url, path)
+		return false, fmt.Errorf("data directory %s mirrors %s, not %s: use a new directory for another origin (or edit %s if the origin moved)", dir, have, url, path)
 	}
-	return nil
+	return true, nil
 }
 
 // refuseMirror refuses to open a mirror's directory as a log of its own.

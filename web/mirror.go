@@ -82,6 +82,8 @@ func (m *metrics) mirror(mi *Mirror, log merkle.Log) {
 			Name: "provtrail_mirror_checkpoint_size",
 			Help: "The size of the origin's latest checkpoint this mirror verified and serves.",
 		}, func() float64 {
+			// A scrape hands no context to a gauge; a mirror's checkpoint
+			// is read from memory.
 			cp, err := log.Checkpoint(context.Background())
 			if err != nil {
 				return 0

@@ -5,7 +5,8 @@
 //
 // [Log] is the contract every backend meets: the embedded log in
 // merkle/boltlog and the Trillian-backed log in merkle/trillianlog. Both run
-// the conformance suite in merkle/logtest.
+// the conformance suite in merkle/logtest, as does merkle/tilelog's
+// read-only Mirror, a verified copy of another server's log.
 //
 // # Formats
 //

@@ -20,6 +20,9 @@ var (
 	ErrOutOfRange = errors.New("out of range")
 	// ErrClosed is returned by every method called after Close.
 	ErrClosed = errors.New("log is closed")
+	// ErrReadOnly is matched by the error Append returns on a log that
+	// only mirrors another one: appends go to the log it mirrors.
+	ErrReadOnly = errors.New("log is a read-only mirror")
 )
 
 // A RangeError reports a request for indices or tree sizes that the log

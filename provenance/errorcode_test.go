@@ -18,7 +18,7 @@ func TestErrorCodes(t *testing.T) {
 		provenance.ErrKeyNotValid, provenance.ErrBadClaim, provenance.ErrNotParty, provenance.ErrStalePrev,
 		provenance.ErrAlreadyRegistered, provenance.ErrAlreadyEnrolled, provenance.ErrClaimUsed, provenance.ErrDisputed,
 		provenance.ErrNotDisputed, provenance.ErrDelivered, provenance.ErrNoHandoff, provenance.ErrNotAttempted,
-		merkle.ErrOutOfRange,
+		merkle.ErrOutOfRange, merkle.ErrReadOnly,
 	}
 	seen := map[string]bool{}
 	for _, s := range sentinels {

@@ -97,6 +97,7 @@ var errorCodes = [...]struct {
 	{ErrDelivered, "delivered"},
 	{ErrNoHandoff, "no_handoff"},
 	{ErrNotAttempted, "not_attempted"},
+	{merkle.ErrReadOnly, "read_only_mirror"}, // a write sent to a mirror, which takes none
 }
 
 // ErrorCode returns the code of the first error of the table err matches,

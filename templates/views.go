@@ -27,6 +27,21 @@ type Page struct {
 	Query string
 	// StyleURL is the stylesheet's URL; "" means /assets/style.css.
 	StyleURL string
+	// Mirror, on a read-only mirror, says whose log the page shows; nil
+	// on the log's own server.
+	Mirror *MirrorNote
+}
+
+// A MirrorNote is what every page of a mirror says: the server it
+// mirrors, the log's origin, the size of the latest checkpoint it
+// verified, and whether it still follows.
+type MirrorNote struct {
+	URL    string
+	Origin string
+	Size   uint64
+	// Stopped: the origin's log contradicted what was verified, and the
+	// mirror shows the last state it verified.
+	Stopped bool
 }
 
 // VerdictKind is the one-word answer a buyer reads first.

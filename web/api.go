@@ -280,6 +280,12 @@ func (s *Server) checkpoint(c *gin.Context) {
 		c.Data(http.StatusServiceUnavailable, "text/plain; charset=utf-8", []byte("log unavailable\n"))
 		return
 	}
+	if len(cp.Note) == 0 {
+		// A mirror that has verified no checkpoint of its origin yet.
+		c.Header("Cache-Control", "no-store")
+		c.Data(http.StatusServiceUnavailable, "text/plain; charset=utf-8", []byte("no verified checkpoint yet\n"))
+		return
+	}
 	c.Header("Cache-Control", "no-cache, max-age=1")
 	c.Data(http.StatusOK, "text/plain; charset=utf-8", cp.Note)
 }
@@ -290,13 +296,15 @@ func (s *Server) keys(c *gin.Context) {
 	c.JSON(http.StatusOK, api.Keys(keysInfo(s.cfg.Service.Trust())))
 }
 
-// healthz answers ok when the log answers a checkpoint.
+// healthz answers ok when the log answers a checkpoint. A mirror says,
+// on a second line, whether it follows its origin.
 func (s *Server) healthz(c *gin.Context) {
 	c.Header("Cache-Control", "no-store")
-	if _, err := s.cfg.Log.Checkpoint(c.Request.Context()); err != nil {
+	cp, err := s.cfg.Log.Checkpoint(c.Request.Context())
+	if err != nil {
 		s.log.ErrorContext(c.Request.Context(), "health check", "err", err)
 		c.Data(http.StatusServiceUnavailable, "text/plain; charset=utf-8", []byte("log unavailable\n"))
 		return
 	}
-	c.Data(http.StatusOK, "text/plain; charset=utf-8", []byte("ok\n"))
+	c.Data(http.StatusOK, "text/plain; charset=utf-8", []byte("ok\n"+s.mirrorHealth(cp.Size)))
 }

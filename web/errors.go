@@ -37,6 +37,7 @@ var errorStatus = map[error]int{
 	provenance.ErrDelivered:         http.StatusConflict,
 	provenance.ErrNoHandoff:         http.StatusConflict,
 	provenance.ErrNotAttempted:      http.StatusFailedDependency, // in a batch's results only
+	merkle.ErrReadOnly:              http.StatusForbidden,        // a write sent to a mirror
 }
 
 // storageFull are the errors of a write that found no room: a full disk,

@@ -28,6 +28,9 @@ func (s *Server) routes() {
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = false
 	e.Use(secure, s.observe, s.recoverer)
+	if s.cfg.Mirror != nil {
+		e.Use(s.readOnly)
+	}
 
 	// The GS1 Digital Link resolver: every path under /01/ is parsed here,
 	// so that malformed codes get a page saying what is wrong.
@@ -126,6 +129,7 @@ func (s *Server) page(c *gin.Context, titleKey string) templates.Page {
 		Path:     c.Request.URL.EscapedPath(),
 		Query:    q.Encode(),
 		StyleURL: s.assets.url("style.css"),
+		Mirror:   s.mirrorNote(c.Request.Context()),
 	}
 }
 

@@ -62,6 +62,10 @@ type Config struct {
 	// X-Real-IP) names the client. nil trusts none: a client is the
 	// address the connection came from, whatever headers it sends.
 	TrustedProxies []string
+	// Mirror, if set, makes the server a read-only mirror of another
+	// server's log (mirror.go): every write is refused, and every page
+	// says whose log it shows.
+	Mirror *Mirror
 }
 
 // A Server is the HTTP handler of provd.
@@ -85,6 +89,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.BaseURL == "" {
 		return nil, errors.New("web: config needs the public base URL")
+	}
+	if m := cfg.Mirror; m != nil && (m.URL == "" || m.Stopped == nil) {
+		return nil, errors.New("web: a mirror needs its origin's URL and a Stopped function")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -116,6 +123,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, engine: engine, log: cfg.Logger, metrics: newMetrics(), assets: assets, now: time.Now, opID: op.Name(),
 		admit: newAdmission(writes), clients: newClientLimits(writes)}
+	if cfg.Mirror != nil {
+		s.metrics.mirror(cfg.Mirror, cfg.Log)
+	}
 	s.routes()
 	return s, nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	fnote "github.com/transparency-dev/formats/note"
 	"os"
 	"path/filepath"
 	"strings"
@@ -155,16 +154,6 @@ func writeFile(t *testing.T, path string, b []byte) {
 func newVKey(t *testing.T, name string) string {
 	t.Helper()
 	_, vkey, err := merkle.GenerateKey(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return vkey
-}
-
-// newCosigVKey returns a fresh witness's cosignature/v1 verifier key.
-func newCosigVKey(t *testing.T, name string) string {
-	t.Helper()
-	vkey, err := fnote.VKeyToCosignatureV1(newVKey(t, name))
 	if err != nil {
 		t.Fatal(err)
 	}

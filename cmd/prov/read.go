@@ -189,7 +189,7 @@ func (p *pinFlags) trust() (*provenance.Trust, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read policy: %w", err)
 		}
-		t, err := parsePolicy(b)
+		t, err := provenance.ParseTrustPolicy(b)
 		if err != nil {
 			return nil, fmt.Errorf("policy %s: %w", *p.policy, err)
 		}
@@ -262,7 +262,7 @@ Example:
 					return c.pinKeys(t, *out)
 				}
 				if *asPolicy {
-					fmt.Fprint(c.stdout, formatPolicy(t))
+					fmt.Fprint(c.stdout, provenance.FormatTrustPolicy(t))
 					return nil
 				}
 				fmt.Fprintf(c.stdout, "origin        %s\nlog key       %s\noperator key  %s\n", t.Origin, t.LogKey, t.OperatorKey)
@@ -285,7 +285,7 @@ func (c *conn) pinKeys(t provenance.Trust, path string) error {
 	old, err := os.ReadFile(path)
 	switch {
 	case err == nil:
-		pinned, err := parsePolicy(old)
+		pinned, err := provenance.ParseTrustPolicy(old)
 		if err != nil {
 			return fmt.Errorf("%s exists and is not a trust policy: %w", path, err)
 		}
@@ -299,7 +299,7 @@ func (c *conn) pinKeys(t provenance.Trust, path string) error {
 	case !errors.Is(err, os.ErrNotExist):
 		return fmt.Errorf("read %s: %w", path, err)
 	}
-	if err := os.WriteFile(path, []byte(formatPolicy(t)), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(provenance.FormatTrustPolicy(t)), 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	fmt.Fprintf(c.stdout, "origin        %s\nlog key       %s\noperator key  %s\n", t.Origin, t.LogKey, t.OperatorKey)

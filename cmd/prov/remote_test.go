@@ -54,14 +54,14 @@ func TestServer(t *testing.T) {
 	if !strings.Contains(r.stdout, "Trust on first use") || !strings.Contains(r.stdout, logKey) {
 		t.Errorf("keys --out does not say it trusts on first use:\n%s", r.stdout)
 	}
-	if got, err := parsePolicy(readFile(t, policy)); err != nil || got != (provenance.Trust{Origin: origin, LogKey: logKey, OperatorKey: opKey}) {
+	if got, err := provenance.ParseTrustPolicy(readFile(t, policy)); err != nil || got != (provenance.Trust{Origin: origin, LogKey: logKey, OperatorKey: opKey}) {
 		t.Errorf("pinned %+v, %v", got, err)
 	}
 	if r := srv("keys", "--out", policy).ok(t); !strings.Contains(r.stdout, "match the ones pinned") {
 		t.Errorf("second keys --out: %s", r.stdout)
 	}
 	wrong := w.path("wrong.policy")
-	writeFile(t, wrong, []byte(formatPolicy(provenance.Trust{Origin: origin, LogKey: logKey, OperatorKey: newVKey(t, "operator")})))
+	writeFile(t, wrong, []byte(provenance.FormatTrustPolicy(provenance.Trust{Origin: origin, LogKey: logKey, OperatorKey: newVKey(t, "operator")})))
 	srv("keys", "--out", wrong).fails(t, exitFail, "NOT the ones pinned")
 
 	// The operator signs locally and submits over HTTP.

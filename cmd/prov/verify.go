@@ -62,7 +62,7 @@ Examples:
 					if err != nil {
 						return fmt.Errorf("read policy: %w", err)
 					}
-					if trust, err = parsePolicy(b); err != nil {
+					if trust, err = provenance.ParseTrustPolicy(b); err != nil {
 						return fmt.Errorf("policy %s: %w", *policy, err)
 					}
 				default:

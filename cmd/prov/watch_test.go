@@ -16,6 +16,7 @@ import (
 	"github.com/provtrail/provtrail/cmd/internal/datadir"
 	"github.com/provtrail/provtrail/merkle"
 	"github.com/provtrail/provtrail/merkle/witness"
+	"github.com/provtrail/provtrail/provenance"
 )
 
 // TestMonitor follows a served log as it grows, then is shown a fork: a
@@ -73,7 +74,7 @@ func TestWitness(t *testing.T) {
 	}
 	defer n.Close()
 	policy := w.path("keys.policy")
-	writeFile(t, policy, []byte(formatPolicy(n.Trust)))
+	writeFile(t, policy, []byte(provenance.FormatTrustPolicy(n.Trust)))
 
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()

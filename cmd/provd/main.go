@@ -15,7 +15,9 @@
 // flags win. Run "provd --help" for the list. Past capacity
 // (--max-inflight-writes, --write-queue, --write-queue-wait) a write gets
 // 503 with Retry-After, and past --client-rate a client's writes get 429;
-// reads are always served (docs/api.md).
+// reads are always served (docs/api.md). --mirror URL follows another
+// provd's log read-only, verifying everything, and serves its pages
+// (docs/mirror.md).
 package main
 
 import (
@@ -98,6 +100,12 @@ type Config struct {
 	// their submission URLs) and a quorum; checkpoints are published only
 	// with their cosignatures.
 	WitnessPolicy string
+	// Mirror is the base URL of a provd whose log this one follows and
+	// serves read-only; "" serves a log of its own.
+	Mirror string
+	// MirrorPolicy is a trust policy file pinning the mirrored log's
+	// keys; "" pins what the origin serves on the first start.
+	MirrorPolicy string
 
 	// Write admission (web.WriteLimits): at most MaxInFlightWrites event
 	// submissions at once, WriteQueue more waiting up to WriteQueueWait
@@ -214,6 +222,8 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	fs.StringVar(&cfg.Index, "index", env("PROVD_INDEX", "bolt"), "where the `index` lives: bolt (in the data directory) or mysql://user:password@tcp(host:3306)/dbname, a MySQL or MariaDB database replicas share; the database must exist (PROVD_INDEX, which keeps the password out of ps; docs/scale-out.md)")
 	fs.DurationVar(&cfg.PollInterval, "poll-interval", envDuration("PROVD_POLL_INTERVAL", time.Second), "how often the log is read for events other replicas appended (PROVD_POLL_INTERVAL)")
 	fs.StringVar(&cfg.WitnessPolicy, "witness-policy", env("PROVD_WITNESS_POLICY", ""), "a C2SP tlog-policy `file` naming witnesses with their URLs and a quorum: publish only checkpoints they cosigned (PROVD_WITNESS_POLICY)")
+	fs.StringVar(&cfg.Mirror, "mirror", env("PROVD_MIRROR", ""), "follow the provd at `URL` read-only: verify its checkpoints, tiles and entries, and serve its pages (PROVD_MIRROR; docs/mirror.md)")
+	fs.StringVar(&cfg.MirrorPolicy, "mirror-policy", env("PROVD_MIRROR_POLICY", ""), "with --mirror: a trust policy `file` (prov keys --out) pinning the origin's keys; default: pin what it serves on the first start (PROVD_MIRROR_POLICY)")
 	fs.IntVar(&cfg.MaxInFlightWrites, "max-inflight-writes", envInt("PROVD_MAX_INFLIGHT_WRITES", web.DefaultMaxInFlight), "how many event `submissions` are checked and appended at once (PROVD_MAX_INFLIGHT_WRITES)")
 	fs.IntVar(&cfg.WriteQueue, "write-queue", envInt("PROVD_WRITE_QUEUE", 0), "how many more `submissions` may wait for a slot; past that they get 503 with Retry-After (PROVD_WRITE_QUEUE; default 0: as many as --max-inflight-writes)")
 	fs.DurationVar(&cfg.WriteQueueWait, "write-queue-wait", envDuration("PROVD_WRITE_QUEUE_WAIT", web.DefaultQueueWait), "how long a submission waits for a slot before it gets 503 with Retry-After (PROVD_WRITE_QUEUE_WAIT)")
@@ -315,7 +325,37 @@ func (c Config) Validate() error {
 	if _, err := indexDSN(c.Index); err != nil {
 		return err
 	}
+	if err := c.validateMirror(); err != nil {
+		return err
+	}
 	return c.validateLog()
+}
+
+// validateMirror checks --mirror and what a mirror cannot be given with
+// it: it signs nothing and keeps its log and index in its data directory.
+func (c Config) validateMirror() error {
+	if c.Mirror == "" {
+		if c.MirrorPolicy != "" {
+			return errors.New("--mirror-policy without --mirror")
+		}
+		return nil
+	}
+	if err := checkHTTPURL(c.Mirror); err != nil {
+		return fmt.Errorf("--mirror %q: %w", c.Mirror, err)
+	}
+	switch {
+	case c.Demo:
+		return errors.New("--demo with --mirror: a mirror writes nothing; run the demo on the origin")
+	case len(c.Webhooks) > 0:
+		return errors.New("--webhook with --mirror: the origin sends the webhooks; a mirror sends none")
+	case c.Log != "bolt" || c.Index != "bolt":
+		return errors.New("--log and --index with --mirror: a mirror keeps its copy of the log and its index in its data directory")
+	case c.Origin != "":
+		return errors.New("--origin with --mirror: a mirror serves the origin's log, named by the origin's key")
+	case c.WitnessPolicy != "":
+		return errors.New("--witness-policy with --mirror: name the witnesses in --mirror-policy, which the origin's checkpoints must then meet")
+	}
+	return nil
 }
 
 // validateWrites checks the write admission settings.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -680,5 +681,56 @@ func TestSubmitLatency(t *testing.T) {
 		slices.Sort(took)
 		t.Logf("%s: %d sequential Submits over HTTP: median %v, p90 %v, max %v", backend, n,
 			took[n/2].Round(100*time.Microsecond), took[n*9/10].Round(100*time.Microsecond), took[n-1].Round(100*time.Microsecond))
+	}
+}
+
+// TestMirrorOfAReplica mirrors a replica on Trillian, which serves the
+// C2SP tiles as the embedded log does: the mirror catches up over more
+// than one entry bundle and serves byte-identical bundles and tiles.
+func TestMirrorOfAReplica(t *testing.T) {
+	c := trillianHarness.Cluster(t)
+	tree := c.NewTree(t)
+	dir := filepath.Join(t.TempDir(), "replica")
+	rep := startProvd(t, dir, replicaArgs(c, tree)...)
+	k := newKeys(t, dir)
+	rep.submit(k.enroll("maker", provenance.RoleManufacturer))
+	var leaves [][]byte
+	var ids []provenance.ItemID
+	for i := range 300 {
+		id := mustItem(t, fmt.Sprintf("REP-%d", i))
+		ids = append(ids, id)
+		leaves = append(leaves, k.sign(provenance.Event{Kind: provenance.KindRegister, Actor: "maker", Item: id,
+			Register: &provenance.Register{Product: "Tea", Lot: "L1"}}))
+	}
+	notes := make([]string, len(leaves))
+	for i, l := range leaves {
+		notes[i] = string(l)
+	}
+	body, err := json.Marshal(map[string][]string{"events": notes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(rep.url+"/api/v1/events/batch", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || rep.size() != uint64(1+len(leaves)) {
+		t.Fatalf("batch to the replica: %d %.300s; log size %d, want %d", resp.StatusCode, answer, rep.size(), 1+len(leaves))
+	}
+	mirror, _ := startMirror(t, filepath.Join(t.TempDir(), "mirror"), rep.url, "--base-url", rep.url)
+	if mirror.keys != rep.keys {
+		t.Fatalf("the mirror pinned %+v, the replica's keys are %+v", mirror.keys, rep.keys)
+	}
+	catchUp(t, mirror, rep)
+	for _, id := range []provenance.ItemID{ids[0], ids[len(ids)-1]} {
+		b, _ := same(t, mirror, rep, "/api/v1/items/"+id.GTIN+"/"+id.Serial+"/bundle", bytes.Equal)
+		if _, err := provenance.VerifyBundle(b, rep.keys); err != nil {
+			t.Errorf("the mirror's bundle of %s does not verify: %v", id, err)
+		}
+	}
+	for _, path := range []string{"/tile/0/000", "/tile/entries/000", "/tile/entries/001.p/45", "/tile/1/000.p/1"} {
+		same(t, mirror, rep, path, bytes.Equal)
 	}
 }

@@ -66,13 +66,18 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 	if err != nil {
 		return err
 	}
-	node, err := datadir.Open(ctx, datadir.Config{
-		Dir: cfg.DataDir, Origin: cfg.Origin, Logger: logger, PollInterval: cfg.PollInterval,
-		Log: datadir.LogConfig{Backend: cfg.Log, TrillianAddr: cfg.TrillianAddr, TrillianTree: cfg.TrillianTree, Linger: cfg.LogLinger,
-			OpenTrillian: openTrillian},
-		OpenIndex: indexOpener(dsn),
-		Witnesses: witnesses,
-	})
+	var node *datadir.Node
+	if cfg.Mirror != "" {
+		node, err = openMirror(ctx, cfg, logger)
+	} else {
+		node, err = datadir.Open(ctx, datadir.Config{
+			Dir: cfg.DataDir, Origin: cfg.Origin, Logger: logger, PollInterval: cfg.PollInterval,
+			Log: datadir.LogConfig{Backend: cfg.Log, TrillianAddr: cfg.TrillianAddr, TrillianTree: cfg.TrillianTree, Linger: cfg.LogLinger,
+				OpenTrillian: openTrillian},
+			OpenIndex: indexOpener(dsn),
+			Witnesses: witnesses,
+		})
+	}
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return fmt.Errorf("data directory %s is in use by another process (another provd, or prov?)", cfg.DataDir)
 	}
@@ -103,7 +108,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 	}
 
 	handler, err := web.New(web.Config{Service: node.Service, Log: node.Log, Scans: scans, BaseURL: base, Logger: logger,
-		Writes: cfg.writeLimits(), TrustedProxies: cfg.TrustedProxies})
+		Writes: cfg.writeLimits(), TrustedProxies: cfg.TrustedProxies, Mirror: webMirror(node)})
 	if err != nil {
 		return err
 	}

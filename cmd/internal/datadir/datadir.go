@@ -11,6 +11,11 @@
 //	provtrail.db  the bbolt file: the log and the index (and the scan counts)
 //	trillian-tree with the Trillian backend only: the tree the index was built from
 //
+// A mirror's directory (OpenMirror) holds no keys: provtrail.db (its copy
+// of the origin's leaves, its index and scan counts), mirror (the
+// origin's URL), trust.policy (the origin's keys it pinned) and
+// mirror-checkpoint (the origin's latest checkpoint it verified).
+//
 // # Log backends
 //
 // The log is the embedded one in provtrail.db (the default), or a Trillian
@@ -49,6 +54,7 @@ import (
 
 	"github.com/provtrail/provtrail/merkle"
 	"github.com/provtrail/provtrail/merkle/boltlog"
+	"github.com/provtrail/provtrail/merkle/tilelog"
 	"github.com/provtrail/provtrail/merkle/witness"
 	"github.com/provtrail/provtrail/provenance"
 	"github.com/provtrail/provtrail/provenance/boltstore"
@@ -94,8 +100,12 @@ type Node struct {
 	Service  *provenance.Service
 	Trust    provenance.Trust
 	Operator note.Signer // the operator's signer
-	// Backend describes the log: "bolt", or "trillian tree ID at host:port".
+	// Backend describes the log: "bolt", "trillian tree ID at
+	// host:port", or "mirror of URL".
 	Backend string
+	// Mirror is the Log of a mirror's directory (OpenMirror), nil
+	// otherwise.
+	Mirror *tilelog.Mirror
 
 	closers    []func() error // the log's, in the order to call them
 	closeIndex func() error   // Config.OpenIndex's, or nil
@@ -128,6 +138,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	if err := refuseMirror(cfg.Dir); err != nil {
+		return nil, err
 	}
 	origin, err := loadOrigin(cfg.Dir, cfg.Origin)
 	if err != nil {

@@ -1,4 +1,4 @@
-package main
+package provenance
 
 import (
 	"errors"
@@ -6,13 +6,12 @@ import (
 	"strings"
 
 	"github.com/provtrail/provtrail/merkle"
-	"github.com/provtrail/provtrail/provenance"
 	"golang.org/x/mod/sumdb/note"
 )
 
 // A trust policy file is the subset of the C2SP tlog-policy format
-// (https://c2sp.org/tlog-policy) that prov can enforce today, plus one
-// line of provtrail's own:
+// (https://c2sp.org/tlog-policy) that a verifier of bundles (prov) and a
+// mirror (provd --mirror) enforce, plus one line of provtrail's own:
 //
 //	log <vkey> [<url>]     the log; the key's name is its origin (exactly one)
 //	operator <vkey>        the operator's key (exactly one; provtrail's extension)
@@ -24,21 +23,22 @@ import (
 // are C2SP tlog-policy's: a bundle's checkpoint must then carry the
 // witness cosignatures the quorum requires (merkle.Policy checks them).
 
-// maxPolicySize bounds a policy file.
-const maxPolicySize = 64 << 10
+// MaxTrustPolicySize bounds a trust policy file.
+const MaxTrustPolicySize = 64 << 10
 
-// parsePolicy reads a trust policy file.
-func parsePolicy(b []byte) (provenance.Trust, error) {
-	if len(b) > maxPolicySize {
-		return provenance.Trust{}, fmt.Errorf("%d bytes, at most %d", len(b), maxPolicySize)
+// ParseTrustPolicy reads a trust policy file: the log it names, with its
+// origin, the operator key, and the witness policy if it has one.
+func ParseTrustPolicy(b []byte) (Trust, error) {
+	if len(b) > MaxTrustPolicySize {
+		return Trust{}, fmt.Errorf("%d bytes, at most %d", len(b), MaxTrustPolicySize)
 	}
-	var t provenance.Trust
+	var t Trust
 	haveQuorum, witnessed := false, false
 	var checkpointPolicy []string // every line but the operator's: the C2SP tlog-policy
 	for n, line := range strings.Split(string(b), "\n") {
 		n++
-		bad := func(format string, args ...any) (provenance.Trust, error) {
-			return provenance.Trust{}, fmt.Errorf("line %d: %s", n, fmt.Sprintf(format, args...))
+		bad := func(format string, args ...any) (Trust, error) {
+			return Trust{}, fmt.Errorf("line %d: %s", n, fmt.Sprintf(format, args...))
 		}
 		for i := 0; i < len(line); i++ {
 			if c := line[i]; c < 0x20 && c != '\t' || c == 0x7f {
@@ -60,7 +60,7 @@ func parsePolicy(b []byte) (provenance.Trust, error) {
 				return bad("want \"log <vkey> [<url>]\"")
 			}
 			if t.LogKey != "" {
-				return bad("a second log line; prov verifies the bundles of one log, so give one")
+				return bad("a second log line; a policy pins one log, so give one")
 			}
 			v, err := note.NewVerifier(f[1])
 			if err != nil {
@@ -95,24 +95,25 @@ func parsePolicy(b []byte) (provenance.Trust, error) {
 	}
 	switch {
 	case t.LogKey == "":
-		return provenance.Trust{}, errors.New("no \"log <vkey>\" line")
+		return Trust{}, errors.New("no \"log <vkey>\" line")
 	case t.OperatorKey == "":
-		return provenance.Trust{}, errors.New("no \"operator <vkey>\" line (\"prov keys --policy\" prints one)")
+		return Trust{}, errors.New("no \"operator <vkey>\" line (\"prov keys --policy\" prints one)")
 	case !haveQuorum:
-		return provenance.Trust{}, errors.New("no quorum line; the tlog-policy format requires one (write \"quorum none\")")
+		return Trust{}, errors.New("no quorum line; the tlog-policy format requires one (write \"quorum none\")")
 	}
 	if witnessed {
 		p, err := merkle.ParsePolicy([]byte(strings.Join(checkpointPolicy, "\n")))
 		if err != nil {
-			return provenance.Trust{}, err
+			return Trust{}, err
 		}
 		t.Policy = &p
 	}
 	return t, nil
 }
 
-// formatPolicy writes t as a trust policy file that parsePolicy reads.
-func formatPolicy(t provenance.Trust) string {
+// FormatTrustPolicy writes t as a trust policy file that ParseTrustPolicy
+// reads.
+func FormatTrustPolicy(t Trust) string {
 	head := fmt.Sprintf("# provtrail trust policy for the log %s (c2sp.org/tlog-policy, and an operator line)\n", t.Origin)
 	if t.Policy == nil {
 		return head + fmt.Sprintf("log %s\noperator %s\nquorum none\n", t.LogKey, t.OperatorKey)

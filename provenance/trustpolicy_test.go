@@ -1,13 +1,35 @@
-package main
+package provenance_test
 
 import (
 	"strings"
 	"testing"
 
+	"github.com/provtrail/provtrail/merkle"
 	"github.com/provtrail/provtrail/provenance"
+	fnote "github.com/transparency-dev/formats/note"
 )
 
-func TestParsePolicy(t *testing.T) {
+// newVKey returns the verifier key of a new key named name.
+func newVKey(t *testing.T, name string) string {
+	t.Helper()
+	_, vkey, err := merkle.GenerateKey(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vkey
+}
+
+// newCosigVKey returns a fresh witness's cosignature/v1 verifier key.
+func newCosigVKey(t *testing.T, name string) string {
+	t.Helper()
+	vkey, err := fnote.VKeyToCosignatureV1(newVKey(t, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vkey
+}
+
+func TestParseTrustPolicy(t *testing.T) {
 	logKey := newVKey(t, "example.com/log")
 	opKey := newVKey(t, "operator")
 	witness := newVKey(t, "witness.example")
@@ -35,7 +57,7 @@ func TestParsePolicy(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			trust, err := parsePolicy([]byte(tt.policy))
+			trust, err := provenance.ParseTrustPolicy([]byte(tt.policy))
 			switch {
 			case tt.want == "" && err != nil:
 				t.Fatalf("parsePolicy: %v", err)
@@ -53,30 +75,30 @@ func TestParsePolicy(t *testing.T) {
 	}
 }
 
-func TestFormatPolicy(t *testing.T) {
+func TestFormatTrustPolicy(t *testing.T) {
 	want := provenance.Trust{Origin: "example.com/log", LogKey: newVKey(t, "example.com/log"), OperatorKey: newVKey(t, "operator")}
-	got, err := parsePolicy([]byte(formatPolicy(want)))
+	got, err := provenance.ParseTrustPolicy([]byte(provenance.FormatTrustPolicy(want)))
 	if err != nil || got != want {
-		t.Errorf("parsePolicy(formatPolicy(%+v)) = %+v, %v", want, got, err)
+		t.Errorf("provenance.ParseTrustPolicy(provenance.FormatTrustPolicy(%+v)) = %+v, %v", want, got, err)
 	}
 }
 
 // TestWitnessPolicy reads a policy that requires two witnesses of three.
-func TestWitnessPolicy(t *testing.T) {
+func TestWitnessTrustPolicy(t *testing.T) {
 	logKey, opKey := newVKey(t, "example.com/log"), newVKey(t, "operator")
 	text := "log " + logKey + "\noperator " + opKey + "\n"
 	for _, w := range []string{"w1", "w2", "w3"} {
 		text += "witness " + w + " " + newCosigVKey(t, "witness.example/"+w) + " https://" + w + ".example\n"
 	}
 	text += "group two 2 w1 w2 w3\nquorum two\n"
-	trust, err := parsePolicy([]byte(text))
+	trust, err := provenance.ParseTrustPolicy([]byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if trust.Policy == nil || trust.Policy.Quorum != "two" || len(trust.Policy.Witnesses) != 3 || trust.OperatorKey != opKey || trust.LogKey != logKey {
 		t.Fatalf("parsed %+v", trust)
 	}
-	again, err := parsePolicy([]byte(formatPolicy(trust)))
+	again, err := provenance.ParseTrustPolicy([]byte(provenance.FormatTrustPolicy(trust)))
 	if err != nil || !sameTrust(again, trust) {
 		t.Fatalf("round trip: %+v, %v", again, err)
 	}
@@ -89,12 +111,12 @@ func sameTrust(a, b provenance.Trust) bool {
 	return a.Policy == nil || string(a.Policy.Format()) == string(b.Policy.Format())
 }
 
-func FuzzParsePolicy(f *testing.F) {
+func FuzzParseTrustPolicy(f *testing.F) {
 	f.Add("log example.com/log+0e5a6f43+AWk3VUDbpjqqqGUtp4bhwsYw+qdcKcJ7XkHy0dWXMWm6\noperator operator+1f7f3f13+AQTb7Dq/ZJyOUVs7zxbg3a2QFMMwoFXG9HdF3XLwNpLv\nquorum none\n")
 	f.Add("witness w1 x\n")
 	f.Add("# only a comment")
 	f.Fuzz(func(t *testing.T, s string) {
-		trust, err := parsePolicy([]byte(s))
+		trust, err := provenance.ParseTrustPolicy([]byte(s))
 		if err != nil {
 			if strings.Contains(err.Error(), "\n") {
 				t.Errorf("error is not one line: %q", err)
@@ -103,7 +125,7 @@ func FuzzParsePolicy(f *testing.F) {
 		}
 		// What parses is one log, one operator and a quorum, and prints
 		// back as a policy that parses the same.
-		again, err := parsePolicy([]byte(formatPolicy(trust)))
+		again, err := provenance.ParseTrustPolicy([]byte(provenance.FormatTrustPolicy(trust)))
 		if err != nil || !sameTrust(again, trust) {
 			t.Errorf("round trip of %+v: %+v, %v", trust, again, err)
 		}

@@ -120,6 +120,17 @@ func newCrashLoad(t *testing.T, s *server, k *keys, workers int) *crashLoad {
 	return l
 }
 
+// ackedSize returns the smallest log size that holds every acked event.
+func (l *crashLoad) ackedSize() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var n uint64
+	for _, a := range l.all {
+		n = max(n, a.index+1)
+	}
+	return n
+}
+
 // newItem returns a fresh item for a worker. Called with l.mu held, or
 // before the load.
 func (l *crashLoad) newItem() *crashItem {
@@ -253,21 +264,7 @@ func verifyAcked(t *testing.T, s *server, policy merkle.Policy, all []acked, fre
 		}
 	}
 
-	sample := map[provenance.ItemID]bool{}
-	for i, a := range all {
-		if a.item != (provenance.ItemID{}) && (i >= fresh || rand.N(len(all)) < 100) {
-			sample[a.item] = true
-		}
-	}
-	histories := map[provenance.ItemID]map[uint64]string{}
-	for id := range sample {
-		histories[id] = itemHistory(t, s, id)
-	}
-	for _, a := range all {
-		if hist, ok := histories[a.item]; ok && hist[a.index] != a.hash {
-			t.Fatalf("item %s: history has %q at index %d, the receipt said %s", a.item, hist[a.index], a.index, a.hash)
-		}
-	}
+	histories := checkHistories(t, s, all, fresh)
 
 	cps := map[string]bool{}
 	for _, a := range all[fresh:] {
@@ -290,7 +287,31 @@ func verifyAcked(t *testing.T, s *server, policy merkle.Policy, all []acked, fre
 		}
 	}
 	t.Logf("%d acknowledged events at their index, %d item histories read, %d receipt checkpoints proved consistent with size %d",
-		len(all), len(histories), len(cps), cp.Size)
+		len(all), histories, len(cps), cp.Size)
+}
+
+// checkHistories reads from the items API the histories of the items
+// with events acked since fresh, and of a sample of older ones, and checks
+// each acked event of theirs is there at its index. It returns how many it
+// read.
+func checkHistories(t *testing.T, s *server, all []acked, fresh int) int {
+	t.Helper()
+	sample := map[provenance.ItemID]bool{}
+	for i, a := range all {
+		if a.item != (provenance.ItemID{}) && (i >= fresh || rand.N(len(all)) < 100) {
+			sample[a.item] = true
+		}
+	}
+	histories := map[provenance.ItemID]map[uint64]string{}
+	for id := range sample {
+		histories[id] = itemHistory(t, s, id)
+	}
+	for _, a := range all {
+		if hist, ok := histories[a.item]; ok && hist[a.index] != a.hash {
+			t.Fatalf("item %s: history has %q at index %d, the receipt said %s", a.item, hist[a.index], a.index, a.hash)
+		}
+	}
+	return len(histories)
 }
 
 // itemHistory returns an item's events, index to leaf hash, from the API.

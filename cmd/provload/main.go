@@ -101,6 +101,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if cfg.Write {
 		return writeRun(ctx, cfg, stdout)
 	}
+	if cfg.Scale && cfg.Trillian {
+		return scaleTrillianRun(ctx, cfg, stdout)
+	}
 	if cfg.Scale {
 		return scaleRun(ctx, cfg, stdout)
 	}
@@ -147,6 +150,18 @@ type Config struct {
 	Steps []int
 	Chunk int
 	Idle  time.Duration
+
+	// Scale mode on Trillian: provload starts MariaDB and a Trillian log
+	// server and signer (the signer integrating up to SignerBatch leaves
+	// a pass, a pass every SequencerInterval; MariaDB with a buffer pool
+	// of BufferPool) and two provd replicas with the index in MariaDB.
+	// Of each step's items, the last Posted are POSTed through the
+	// replicas and the others queued into Trillian in bulk.
+	Trillian          bool
+	SignerBatch       int
+	SequencerInterval time.Duration
+	BufferPool        string
+	Posted            int
 }
 
 func parseConfig(args []string, usage io.Writer) (Config, error) {
@@ -174,6 +189,11 @@ func parseConfig(args []string, usage io.Writer) (Config, error) {
 	fs.StringVar(&steps, "steps", steps, "with -scale: comma-separated item `counts` to grow the data directory to, increasing")
 	fs.IntVar(&cfg.Chunk, "chunk", 100000, "with -scale: `items` signed ahead, then POSTed, at a time, which bounds provload's own memory")
 	fs.DurationVar(&cfg.Idle, "idle", 3*time.Second, "with -scale: pause after a step's writes before the idle memory is read")
+	fs.BoolVar(&cfg.Trillian, "trillian", false, "with -scale: start MariaDB and a Trillian log server and signer, and two provd replicas on them with the index in MariaDB; queue most items into Trillian in bulk and POST -posted a step through the replicas (docs/scale-out.md)")
+	fs.IntVar(&cfg.SignerBatch, "signer-batch", 20000, "with -scale -trillian: the most `leaves` the signer integrates a pass (its --batch_size)")
+	fs.DurationVar(&cfg.SequencerInterval, "sequencer-interval", 50*time.Millisecond, "with -scale -trillian: the signer's pass `interval` (its --sequencer_interval)")
+	fs.StringVar(&cfg.BufferPool, "buffer-pool", "1G", "with -scale -trillian: MariaDB's InnoDB buffer pool `size` (its --innodb-buffer-pool-size)")
+	fs.IntVar(&cfg.Posted, "posted", 2000, "with -scale -trillian: `items` a step POSTs through the replicas, half to each, for their write rate; the step's other items are queued into Trillian in bulk")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(usage, "Usage: provload -item PATH [flags]\n       provload -write -data DIR [-read] [flags]\n       provload -scale -provd PATH -data DIR [-steps N,N,...] [flags]\n\n"+
@@ -238,6 +258,9 @@ func (c Config) Validate() error {
 	if c.Scale {
 		return c.validateScale()
 	}
+	if c.Trillian {
+		return errors.New("-trillian goes with -scale")
+	}
 	u, err := url.Parse(c.URL)
 	switch {
 	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
@@ -298,6 +321,12 @@ func (c Config) validateScale() error {
 		return fmt.Errorf("-concurrency %d: want at least 1", c.Concurrency)
 	case c.ReadConcurrency < 1:
 		return fmt.Errorf("-read-concurrency %d: want at least 1", c.ReadConcurrency)
+	case c.SignerBatch < 1:
+		return fmt.Errorf("-signer-batch %d: want at least 1", c.SignerBatch)
+	case c.SequencerInterval <= 0:
+		return fmt.Errorf("-sequencer-interval %v: want more than 0", c.SequencerInterval)
+	case c.Posted < 0:
+		return fmt.Errorf("-posted %d: want 0 or more", c.Posted)
 	case c.ReadRate <= 0 || math.IsNaN(c.ReadRate) || math.IsInf(c.ReadRate, 0):
 		return fmt.Errorf("-read-rate %v: want page loads per second, more than 0", c.ReadRate)
 	case c.Duration <= 0:

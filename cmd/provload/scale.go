@@ -377,11 +377,12 @@ type child struct {
 }
 
 // startProvd starts the provd binary bin on the data directory dir, on a
-// free loopback port, and waits until /healthz answers 200. It returns
-// how long that took from the start of the process.
-func startProvd(ctx context.Context, bin, dir string) (*child, time.Duration, error) {
+// free loopback port, with the flags args, and waits until /healthz
+// answers 200. It returns how long that took from the start of the
+// process.
+func startProvd(ctx context.Context, bin, dir string, args ...string) (*child, time.Duration, error) {
 	out := &outputTail{listening: make(chan string, 1)}
-	cmd := exec.Command(bin, "--data", dir, "--addr", "127.0.0.1:0", "--log-format", "text")
+	cmd := exec.Command(bin, append([]string{"--data", dir, "--addr", "127.0.0.1:0", "--log-format", "text"}, args...)...)
 	cmd.Stdout, cmd.Stderr = out, out
 	t0 := time.Now()
 	if err := cmd.Start(); err != nil {

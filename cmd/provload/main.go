@@ -37,6 +37,19 @@
 //
 //	provload -scale -provd ./provd -data /tmp/scale -steps 500000,1000000,2000000
 //
+// With -scale -trillian it runs the same steps on two provd replicas of a
+// Trillian tree with the index in MariaDB, starting MariaDB and
+// Trillian's log server and signer itself (the tests' harness,
+// merkle/trillianlog/trilliantest; run it from the repository, where it
+// finds Trillian's schema). Most of a step's items are queued into
+// Trillian's tables in bulk, the last -posted POSTed through the
+// replicas; each row adds, per replica, memory, page latency and write
+// rate, and the time a third replica started on a directory holding only
+// the keys takes to serve its first history page, and the rows and bytes
+// of the index's and Trillian's tables.
+//
+//	provload -scale -trillian -provd ./provd -data /tmp/scale-t -steps 100000,250000,500000
+//
 // A request that fails or answers other than 200 (201 for a POST) counts
 // as an error, and provload exits non-zero if any did. A POST answered 429
 // or 503 is not an error: the server turned it away (over its capacity,
@@ -172,7 +185,7 @@ func parseConfig(args []string, usage io.Writer) (Config, error) {
 	fs.StringVar(&cfg.Item, "item", "", "`path` of the page to load: an item's Digital Link path /01/{gtin}/21/{serial} (required)")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 8, "`workers`, each with one request in flight on its own keep-alive connection (16 with -scale, unless given)")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to load; with -scale: how long each step's history pages are loaded")
-	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Second, "limit on one request")
+	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Second, "limit on one request (1m with -scale -trillian, unless given)")
 	fs.BoolVar(&cfg.Write, "write", false, "write load: enroll actors, register items and POST handoff/receive chains (needs -data or -operator-key)")
 	fs.StringVar(&cfg.Data, "data", "", "with -write: provd's data `directory`, for its operator.key; with -scale: the data directory provd is started on (absent or empty)")
 	fs.StringVar(&cfg.OperatorKey, "operator-key", "", "with -write: the operator's key `file` (wins over -data)")
@@ -222,7 +235,8 @@ func parseConfig(args []string, usage io.Writer) (Config, error) {
 
 // scaleDefaults refuses the flags -scale has no use for and sets the
 // defaults of its own where the flag was not given: one hop, batches of
-// 32 from 16 workers, pages at 200 a second.
+// 32 from 16 workers, pages at 200 a second, and with -trillian a minute
+// for a request.
 func scaleDefaults(fs *flag.FlagSet, cfg Config, steps string) (Config, error) {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -242,6 +256,11 @@ func scaleDefaults(fs *flag.FlagSet, cfg Config, steps string) (Config, error) {
 	}
 	if !set["read-rate"] {
 		cfg.ReadRate = 200
+	}
+	if cfg.Trillian && !set["timeout"] {
+		// A POST to a replica waits for one QueueLeaf transaction an
+		// event and the signer's next pass, behind the other workers'.
+		cfg.Timeout = time.Minute
 	}
 	for f := range strings.SplitSeq(steps, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))

@@ -213,6 +213,10 @@ func StartWith(o Options) (c *Cluster, skip string, err error) {
 
 // startCluster starts MariaDB, and Trillian's servers if withTrillian.
 func startCluster(withTrillian bool, o Options) (c *Cluster, skip string, err error) {
+	bins, skip := findBins(withTrillian)
+	if skip != "" {
+		return nil, skip, nil
+	}
 	if o.SequencerInterval == 0 {
 		o.SequencerInterval = SequencerInterval
 	}
@@ -221,22 +225,6 @@ func startCluster(withTrillian bool, o Options) (c *Cluster, skip string, err er
 	}
 	if o.BufferPool == "" {
 		o.BufferPool = "256M"
-	}
-	bins := map[string]string{}
-	var missing []string
-	names := []string{"mariadbd", "mariadb-install-db", "mariadb"}
-	if withTrillian {
-		names = append(names, "trillian_log_server", "trillian_log_signer")
-	}
-	for _, name := range names {
-		p, ok := findBin(name)
-		if !ok {
-			missing = append(missing, name)
-		}
-		bins[name] = p
-	}
-	if len(missing) > 0 {
-		return nil, fmt.Sprintf("%s not found", strings.Join(missing, ", ")), nil
 	}
 	var schema string
 	if withTrillian {
@@ -267,6 +255,36 @@ func startCluster(withTrillian bool, o Options) (c *Cluster, skip string, err er
 		return c, "", err
 	}
 	return c, "", nil
+}
+
+// Missing says which of the programs Start needs are not installed, or
+// returns "" if none is missing: a test that runs a program which starts
+// a cluster itself skips on it.
+func Missing() string {
+	_, skip := findBins(true)
+	return skip
+}
+
+// findBins finds MariaDB's programs, and Trillian's if withTrillian. It
+// returns their paths by name, or says which are missing.
+func findBins(withTrillian bool) (bins map[string]string, missing string) {
+	bins = map[string]string{}
+	var not []string
+	names := []string{"mariadbd", "mariadb-install-db", "mariadb"}
+	if withTrillian {
+		names = append(names, "trillian_log_server", "trillian_log_signer")
+	}
+	for _, name := range names {
+		p, ok := findBin(name)
+		if !ok {
+			not = append(not, name)
+		}
+		bins[name] = p
+	}
+	if len(not) > 0 {
+		return nil, fmt.Sprintf("%s not found", strings.Join(not, ", "))
+	}
+	return bins, ""
 }
 
 // trillianSchema returns the path of Trillian's MySQL schema in the module

@@ -84,6 +84,9 @@ func scaleTrillianRun(ctx context.Context, cfg Config, stdout io.Writer) error {
 	if err := checkFresh(cfg.Data); err != nil {
 		return err
 	}
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+		return err
+	}
 	t0 := time.Now()
 	c, skip, err := trilliantest.StartWith(trilliantest.Options{SequencerInterval: cfg.SequencerInterval, BatchSize: cfg.SignerBatch, BufferPool: cfg.BufferPool})
 	if skip != "" {
@@ -120,12 +123,17 @@ func scaleTrillianRun(ctx context.Context, cfg Config, stdout io.Writer) error {
 				return err
 			}
 		}
-		p, took, err := startProvd(ctx, cfg.Provd, dir, args...)
+		logFile, err := createLog(dir)
+		if err != nil {
+			return err
+		}
+		defer logFile.Close()
+		p, took, err := startProvd(ctx, cfg.Provd, dir, logFile, args...)
 		if err != nil {
 			return fmt.Errorf("replica %c: %w", 'A'+i, err)
 		}
 		reps[i] = p
-		fmt.Fprintf(stdout, "replica %c on %s: %s, /healthz 200 after %v\n", 'A'+i, dir, p.url, took.Round(time.Millisecond))
+		fmt.Fprintf(stdout, "replica %c on %s: %s, /healthz 200 after %v; its output in %s\n", 'A'+i, dir, p.url, took.Round(time.Millisecond), logFile.Name())
 	}
 
 	op, _, err := merkle.LoadKeyFile(filepath.Join(dirs[0], "operator.key"))
@@ -407,7 +415,7 @@ func postToReplicas(ctx context.Context, cfg Config, reps [2]*child, a actors, s
 	}
 	for i, res := range results {
 		if res.Failed > 0 {
-			return fmt.Errorf("replica %c: %d events failed (first: %v)", 'A'+i, res.Failed, res.FirstErr)
+			return fmt.Errorf("replica %c: %d events failed (first: %v); its output ends:\n%s", 'A'+i, res.Failed, res.FirstErr, reps[i].out)
 		}
 		if len(res.Latencies) > 0 {
 			row.replicas[i].writeRate = float64(len(res.Latencies)) / res.Elapsed.Seconds()
@@ -428,7 +436,12 @@ func thirdReplica(ctx context.Context, cfg Config, keysFrom, dir string, args []
 	}
 	defer os.RemoveAll(dir)
 	t0 := time.Now()
-	p, healthz, err := startProvd(ctx, cfg.Provd, dir, args...)
+	logFile, err := createLog(dir)
+	if err != nil {
+		return 0, err
+	}
+	defer logFile.Close()
+	p, healthz, err := startProvd(ctx, cfg.Provd, dir, logFile, args...)
 	if err != nil {
 		return 0, fmt.Errorf("third replica: %w", err)
 	}
@@ -531,6 +544,16 @@ func dbName(dsn string) string {
 		return "?"
 	}
 	return c.DBName
+}
+
+// createLog creates the file that keeps the whole output of the provd on
+// the data directory dir: dir and ".log".
+func createLog(dir string) (*os.File, error) {
+	f, err := os.Create(dir + ".log")
+	if err != nil {
+		return nil, fmt.Errorf("provd's log: %w", err)
+	}
+	return f, nil
 }
 
 // copyKeys makes the data directory to with copies of from's origin and

@@ -415,8 +415,12 @@ func (c *Cluster) startTrillian(bins map[string]string, o Options) error {
 		return err
 	}
 	common := []string{"--storage_system=mysql", "--mysql_uri=" + c.MySQLURI, "--quota_system=noop", "--logtostderr"}
+	// The log server opens a MariaDB connection for every call in flight
+	// unless bounded: replicas appending many events at once would take
+	// it past MariaDB's --max-connections (Error 1040, Too many
+	// connections). Past the bound, calls wait for a connection.
 	if err := c.spawn("trillian_log_server", bins["trillian_log_server"], append(common,
-		"--rpc_endpoint="+rpc, "--http_endpoint="+httpAddr)...); err != nil {
+		"--rpc_endpoint="+rpc, "--http_endpoint="+httpAddr, "--mysql_max_conns=200")...); err != nil {
 		return err
 	}
 	sRPC, err := freePort()
@@ -428,7 +432,7 @@ func (c *Cluster) startTrillian(bins map[string]string, o Options) error {
 		return err
 	}
 	if err := c.spawn("trillian_log_signer", bins["trillian_log_signer"], append(common,
-		"--rpc_endpoint="+sRPC, "--http_endpoint="+sHTTP, "--force_master",
+		"--rpc_endpoint="+sRPC, "--http_endpoint="+sHTTP, "--force_master", "--mysql_max_conns=20",
 		"--sequencer_interval="+o.SequencerInterval.String(), "--batch_size="+strconv.Itoa(o.BatchSize), "--num_sequencers=4")...); err != nil {
 		return err
 	}

@@ -40,9 +40,8 @@ type trillianRow struct {
 	// firstPage is the time from the start of a third replica, on a data
 	// directory holding nothing but the keys, until it served its first
 	// history page.
-	firstPage           time.Duration
-	index, log          dbSize // the index's tables, Trillian's tables
-	indexName, treeName string
+	firstPage  time.Duration
+	index, log dbSize // the index's tables, Trillian's tables
 }
 
 // A dbSize is what information_schema says of a database's tables.
@@ -327,10 +326,10 @@ func (q *bulkQueue) queue(ctx context.Context, leaves [][]byte) error {
 		}
 		values := func(row string) string { return strings.TrimSuffix(strings.Repeat(row+",", len(part)), ",") }
 		if _, err := tx.ExecContext(ctx, "INSERT INTO LeafData(TreeId,LeafIdentityHash,LeafValue,ExtraData,QueueTimestampNanos) VALUES"+values("(?,?,?,NULL,?)"), data...); err != nil {
-			return fmt.Errorf("LeafData: %w", err)
+			return fmt.Errorf("leaf data: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, "INSERT INTO Unsequenced(TreeId,Bucket,LeafIdentityHash,MerkleLeafHash,QueueTimestampNanos) VALUES"+values("(?,0,?,?,?)"), unseq...); err != nil {
-			return fmt.Errorf("Unsequenced: %w", err)
+			return fmt.Errorf("unsequenced: %w", err)
 		}
 	}
 	if err := tx.Commit(); err != nil {

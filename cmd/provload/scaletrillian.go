@@ -109,11 +109,15 @@ func scaleTrillianRun(ctx context.Context, cfg Config, stdout io.Writer) error {
 	args := []string{"--log", "trillian", "--trillian-addr", c.RPCAddr, "--trillian-tree", strconv.FormatInt(tree, 10), "--index", "mysql://" + dsn}
 	dirs := [2]string{filepath.Join(cfg.Data, "a"), filepath.Join(cfg.Data, "b")}
 	var reps [2]*child
+	var logs []*os.File
 	defer func() {
 		for _, p := range reps {
 			if p != nil {
 				p.stop()
 			}
+		}
+		for _, f := range logs { // after the replicas' last words
+			f.Close()
 		}
 	}()
 	for i, dir := range dirs {
@@ -126,7 +130,7 @@ func scaleTrillianRun(ctx context.Context, cfg Config, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		defer logFile.Close()
+		logs = append(logs, logFile)
 		p, took, err := startProvd(ctx, cfg.Provd, dir, logFile, args...)
 		if err != nil {
 			return fmt.Errorf("replica %c: %w", 'A'+i, err)

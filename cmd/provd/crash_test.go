@@ -53,139 +53,176 @@ func TestCrash(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills and restarts provd 20 times")
 	}
-	const rounds, workers = 20, 4
+	const rounds = 20
 	data := filepath.Join(t.TempDir(), "data")
 	s := startChild(t, data)
-	k := newKeys(t, data)
 	trust := s.keys
 	policy, err := merkle.ParsePolicy([]byte("log " + trust.LogKey + "\nquorum none\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	mon := monitor.Config{Policy: policy, StatePath: filepath.Join(t.TempDir(), "monitor.json")}
-
-	var (
-		mu   sync.Mutex
-		all  []acked
-		dups int // receipts of events POSTed again after a kill
-	)
-	const maker, c0, c1 = "crash-maker", "crash-courier0", "crash-courier1"
-	for _, a := range []struct {
-		id   string
-		role provenance.Role
-	}{{maker, provenance.RoleManufacturer}, {c0, provenance.RoleCourier}, {c1, provenance.RoleCourier}} {
-		leaf := k.enroll(a.id, a.role)
-		r := s.submit(leaf)
-		all = append(all, acked{index: r.Index, hash: r.LeafHash, cp: r.Checkpoint})
-	}
-	var signMu sync.Mutex
-	sign := func(e provenance.Event) []byte {
-		signMu.Lock()
-		defer signMu.Unlock()
-		return k.sign(e)
-	}
-
-	items := make([]*crashItem, workers)
-	serial := 0
-	newItem := func() *crashItem { // with mu held, or before the load
-		serial++
-		return &crashItem{id: mustItem(t, fmt.Sprintf("CRASH-%d", serial)), holder: maker}
-	}
-	for w := range items {
-		items[w] = newItem()
-	}
-	// nextEvent signs the item's next event: register, then handoffs and
-	// receives, the maker to courier 0, then between the couriers.
-	nextEvent := func(it *crashItem) []byte {
-		e := provenance.Event{Item: it.id, Prev: it.last}
-		switch {
-		case it.events == 0:
-			e.Kind, e.Actor, e.Register = provenance.KindRegister, maker, &provenance.Register{Product: "crash test"}
-		case it.events%2 == 1:
-			it.to = c0
-			if it.holder == c0 {
-				it.to = c1
-			}
-			e.Kind, e.Actor, e.Handoff = provenance.KindHandoff, it.holder, &provenance.Handoff{To: it.to}
-		default:
-			e.Kind, e.Actor, e.Receive = provenance.KindReceive, it.to, &provenance.Receive{By: it.to}
-		}
-		return sign(e)
-	}
-	advance := func(it *crashItem) {
-		if it.events > 0 && it.events%2 == 0 { // a receive: the receiver holds it
-			it.holder = it.to
-		}
-		it.events++
-		it.last = merkle.LeafHash(it.pending)
-		it.pending = nil
-	}
-
-	fresh := 0 // all[fresh:] were acked this round
+	load := newCrashLoad(t, s, newKeys(t, data), 4)
+	fresh := 0 // load.all[fresh:] were acked this round
 	for round := range rounds {
-		// Load until the kill.
-		ctx, cancel := context.WithCancel(context.Background())
-		client := &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: 5 * time.Second}
-		var wg sync.WaitGroup
-		for w := range workers {
-			wg.Go(func() {
-				for ctx.Err() == nil {
-					it := items[w]
-					if it.pending == nil {
-						it.pending = nextEvent(it)
-					}
-					code, body, err := postEvent(ctx, client, s.url, it.pending)
-					if err != nil {
-						return // provd was killed (or the round is over): retry next round
-					}
-					// 201, or 200 for a duplicate: an event logged before
-					// a kill whose answer was lost, POSTed again.
-					if code != http.StatusCreated && code != http.StatusOK {
-						t.Errorf("round %d: POST: %d %s\n%s", round, code, body, it.pending)
-						return
-					}
-					var r receipt
-					if err := json.Unmarshal(body, &r); err != nil || r.LeafHash != merkle.LeafHash(it.pending).String() || r.Duplicate != (code == http.StatusOK) {
-						t.Errorf("round %d: receipt %s: %v", round, body, err)
-						return
-					}
-					mu.Lock()
-					if r.Duplicate {
-						dups++
-					}
-					all = append(all, acked{index: r.Index, hash: r.LeafHash, item: it.id, cp: r.Checkpoint})
-					mu.Unlock()
-					advance(it)
-					if it.events >= 9 {
-						mu.Lock()
-						items[w] = newItem()
-						mu.Unlock()
-					}
-				}
-			})
-		}
-		time.Sleep(300*time.Millisecond + rand.N(700*time.Millisecond))
-		s.kill()
-		cancel()
-		wg.Wait()
-		client.CloseIdleConnections()
-		if t.Failed() {
-			t.FailNow()
-		}
-
+		load.untilKilled(s, round, 300*time.Millisecond+rand.N(700*time.Millisecond))
 		s = startChild(t, data)
 		mon.URL = s.url
 		res, err := monitor.Check(t.Context(), mon)
 		if err != nil {
 			t.Fatalf("round %d: monitor: %v", round, err)
 		}
-		t.Logf("round %d: killed after %d acknowledged events; restarted (monitor: size %d -> %d)", round, len(all)-fresh, res.Old.Size, res.New.Size)
-		verifyAcked(t, s, policy, all, fresh)
-		fresh = len(all)
+		t.Logf("round %d: killed after %d acknowledged events; restarted (monitor: size %d -> %d)", round, len(load.all)-fresh, res.Old.Size, res.New.Size)
+		verifyAcked(t, s, policy, load.all, fresh)
+		fresh = len(load.all)
 	}
-	t.Logf("%d kills; %d acknowledged events (%d of them answered as duplicates after a kill) all present at their receipts' index", rounds, len(all), dups)
-	if len(all) < 100 {
-		t.Errorf("only %d events were acknowledged in %d rounds: the load did too little", len(all), rounds)
+	t.Logf("%d kills; %d acknowledged events (%d of them answered as duplicates after a kill) all present at their receipts' index", rounds, len(load.all), load.dups)
+	if len(load.all) < 100 {
+		t.Errorf("only %d events were acknowledged in %d rounds: the load did too little", len(load.all), rounds)
+	}
+}
+
+// A crashLoad is the write load of the crash tests: workers, each with
+// its item, sign its chain (register, then handoffs and receives between
+// a maker and two couriers) and POST it event by event, keeping the
+// receipts. An event whose answer a kill cut off is POSTed again after the
+// restart, and a logged one answers as a duplicate.
+type crashLoad struct {
+	t     *testing.T
+	k     *keys
+	items []*crashItem // one a worker
+
+	signMu sync.Mutex // over k
+	mu     sync.Mutex // over what follows
+	all    []acked
+	dups   int // receipts of events POSTed again after a kill
+	serial int
+}
+
+// The actors of a crashLoad.
+const crashMaker, crashCourier0, crashCourier1 = "crash-maker", "crash-courier0", "crash-courier1"
+
+// newCrashLoad enrolls the load's actors through s and gives each of
+// workers an item.
+func newCrashLoad(t *testing.T, s *server, k *keys, workers int) *crashLoad {
+	t.Helper()
+	l := &crashLoad{t: t, k: k, items: make([]*crashItem, workers)}
+	for _, a := range []struct {
+		id   string
+		role provenance.Role
+	}{{crashMaker, provenance.RoleManufacturer}, {crashCourier0, provenance.RoleCourier}, {crashCourier1, provenance.RoleCourier}} {
+		r := s.submit(k.enroll(a.id, a.role))
+		l.all = append(l.all, acked{index: r.Index, hash: r.LeafHash, cp: r.Checkpoint})
+	}
+	for w := range l.items {
+		l.items[w] = l.newItem()
+	}
+	return l
+}
+
+// ackedSize returns the smallest log size that holds every acked event.
+func (l *crashLoad) ackedSize() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var n uint64
+	for _, a := range l.all {
+		n = max(n, a.index+1)
+	}
+	return n
+}
+
+// newItem returns a fresh item for a worker. Called with l.mu held, or
+// before the load.
+func (l *crashLoad) newItem() *crashItem {
+	l.serial++
+	return &crashItem{id: mustItem(l.t, fmt.Sprintf("CRASH-%d", l.serial)), holder: crashMaker}
+}
+
+// nextEvent signs the item's next event: register, then handoffs and
+// receives, the maker to courier 0, then between the couriers.
+func (l *crashLoad) nextEvent(it *crashItem) []byte {
+	e := provenance.Event{Item: it.id, Prev: it.last}
+	switch {
+	case it.events == 0:
+		e.Kind, e.Actor, e.Register = provenance.KindRegister, crashMaker, &provenance.Register{Product: "crash test"}
+	case it.events%2 == 1:
+		it.to = crashCourier0
+		if it.holder == crashCourier0 {
+			it.to = crashCourier1
+		}
+		e.Kind, e.Actor, e.Handoff = provenance.KindHandoff, it.holder, &provenance.Handoff{To: it.to}
+	default:
+		e.Kind, e.Actor, e.Receive = provenance.KindReceive, it.to, &provenance.Receive{By: it.to}
+	}
+	l.signMu.Lock()
+	defer l.signMu.Unlock()
+	return l.k.sign(e)
+}
+
+// advance records that the item's pending event is logged.
+func advance(it *crashItem) {
+	if it.events > 0 && it.events%2 == 0 { // a receive: the receiver holds it
+		it.holder = it.to
+	}
+	it.events++
+	it.last = merkle.LeafHash(it.pending)
+	it.pending = nil
+}
+
+// untilKilled runs the load against s, kills s with SIGKILL after the
+// given time, and returns once every worker stopped. A worker stops at
+// its first transport error: provd is gone, and its pending event is
+// POSTed again next round. Any other answer than a receipt fails the test.
+func (l *crashLoad) untilKilled(s *server, round int, after time.Duration) {
+	t := l.t
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	client := &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: 5 * time.Second}
+	var wg sync.WaitGroup
+	for w := range l.items {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				it := l.items[w]
+				if it.pending == nil {
+					it.pending = l.nextEvent(it)
+				}
+				code, body, err := postEvent(ctx, client, s.url, it.pending)
+				if err != nil {
+					return // provd was killed (or the round is over): retry next round
+				}
+				// 201, or 200 for a duplicate: an event logged before
+				// a kill whose answer was lost, POSTed again.
+				if code != http.StatusCreated && code != http.StatusOK {
+					t.Errorf("round %d: POST: %d %s\n%s", round, code, body, it.pending)
+					return
+				}
+				var r receipt
+				if err := json.Unmarshal(body, &r); err != nil || r.LeafHash != merkle.LeafHash(it.pending).String() || r.Duplicate != (code == http.StatusOK) {
+					t.Errorf("round %d: receipt %s: %v", round, body, err)
+					return
+				}
+				l.mu.Lock()
+				if r.Duplicate {
+					l.dups++
+				}
+				l.all = append(l.all, acked{index: r.Index, hash: r.LeafHash, item: it.id, cp: r.Checkpoint})
+				l.mu.Unlock()
+				advance(it)
+				if it.events >= 9 {
+					l.mu.Lock()
+					l.items[w] = l.newItem()
+					l.mu.Unlock()
+				}
+			}
+		})
+	}
+	time.Sleep(after)
+	s.kill()
+	cancel()
+	wg.Wait()
+	client.CloseIdleConnections()
+	if t.Failed() {
+		t.FailNow()
 	}
 }
 
@@ -227,21 +264,7 @@ func verifyAcked(t *testing.T, s *server, policy merkle.Policy, all []acked, fre
 		}
 	}
 
-	sample := map[provenance.ItemID]bool{}
-	for i, a := range all {
-		if a.item != (provenance.ItemID{}) && (i >= fresh || rand.N(len(all)) < 100) {
-			sample[a.item] = true
-		}
-	}
-	histories := map[provenance.ItemID]map[uint64]string{}
-	for id := range sample {
-		histories[id] = itemHistory(t, s, id)
-	}
-	for _, a := range all {
-		if hist, ok := histories[a.item]; ok && hist[a.index] != a.hash {
-			t.Fatalf("item %s: history has %q at index %d, the receipt said %s", a.item, hist[a.index], a.index, a.hash)
-		}
-	}
+	histories := checkHistories(t, s, all, fresh)
 
 	cps := map[string]bool{}
 	for _, a := range all[fresh:] {
@@ -264,7 +287,31 @@ func verifyAcked(t *testing.T, s *server, policy merkle.Policy, all []acked, fre
 		}
 	}
 	t.Logf("%d acknowledged events at their index, %d item histories read, %d receipt checkpoints proved consistent with size %d",
-		len(all), len(histories), len(cps), cp.Size)
+		len(all), histories, len(cps), cp.Size)
+}
+
+// checkHistories reads from the items API the histories of the items
+// with events acked since fresh, and of a sample of older ones, and checks
+// each acked event of theirs is there at its index. It returns how many it
+// read.
+func checkHistories(t *testing.T, s *server, all []acked, fresh int) int {
+	t.Helper()
+	sample := map[provenance.ItemID]bool{}
+	for i, a := range all {
+		if a.item != (provenance.ItemID{}) && (i >= fresh || rand.N(len(all)) < 100) {
+			sample[a.item] = true
+		}
+	}
+	histories := map[provenance.ItemID]map[uint64]string{}
+	for id := range sample {
+		histories[id] = itemHistory(t, s, id)
+	}
+	for _, a := range all {
+		if hist, ok := histories[a.item]; ok && hist[a.index] != a.hash {
+			t.Fatalf("item %s: history has %q at index %d, the receipt said %s", a.item, hist[a.index], a.index, a.hash)
+		}
+	}
+	return len(histories)
 }
 
 // itemHistory returns an item's events, index to leaf hash, from the API.

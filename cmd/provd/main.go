@@ -96,6 +96,9 @@ type Config struct {
 	// PollInterval is how often the log is read for leaves other replicas
 	// appended.
 	PollInterval time.Duration
+	// SaveInterval is how often the index is saved under writes: at most
+	// that much of the log is replayed after a crash.
+	SaveInterval time.Duration
 	// WitnessPolicy is a C2SP tlog-policy file naming witnesses (with
 	// their submission URLs) and a quorum; checkpoints are published only
 	// with their cosignatures.
@@ -221,6 +224,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	fs.Int64Var(&cfg.TrillianTree, "trillian-tree", envInt64("PROVD_TRILLIAN_TREE"), "with --log trillian: the `ID` of the LOG tree, as createtree printed it (PROVD_TRILLIAN_TREE)")
 	fs.StringVar(&cfg.Index, "index", env("PROVD_INDEX", "bolt"), "where the `index` lives: bolt (in the data directory) or mysql://user:password@tcp(host:3306)/dbname, a MySQL or MariaDB database replicas share; the database must exist (PROVD_INDEX, which keeps the password out of ps; docs/scale-out.md)")
 	fs.DurationVar(&cfg.PollInterval, "poll-interval", envDuration("PROVD_POLL_INTERVAL", time.Second), "how often the log is read for events other replicas appended (PROVD_POLL_INTERVAL)")
+	fs.DurationVar(&cfg.SaveInterval, "save-interval", envDuration("PROVD_SAVE_INTERVAL", time.Second), "how often the index is saved under writes; a crash replays what was applied since from the log (PROVD_SAVE_INTERVAL)")
 	fs.StringVar(&cfg.WitnessPolicy, "witness-policy", env("PROVD_WITNESS_POLICY", ""), "a C2SP tlog-policy `file` naming witnesses with their URLs and a quorum: publish only checkpoints they cosigned (PROVD_WITNESS_POLICY)")
 	fs.StringVar(&cfg.Mirror, "mirror", env("PROVD_MIRROR", ""), "follow the provd at `URL` read-only: verify its checkpoints, tiles and entries, and serve its pages (PROVD_MIRROR; docs/mirror.md)")
 	fs.StringVar(&cfg.MirrorPolicy, "mirror-policy", env("PROVD_MIRROR_POLICY", ""), "with --mirror: a trust policy `file` (prov keys --out) pinning the origin's keys; default: pin what it serves on the first start (PROVD_MIRROR_POLICY)")
@@ -312,6 +316,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--shutdown-timeout %v: must be positive", c.ShutdownTimeout)
 	case c.PollInterval <= 0:
 		return fmt.Errorf("--poll-interval %v: must be positive", c.PollInterval)
+	case c.SaveInterval <= 0:
+		return fmt.Errorf("--save-interval %v: must be positive", c.SaveInterval)
 	}
 	switch {
 	case c.LogLinger < 0 || c.LogLinger > time.Second:

@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/provtrail/provtrail/merkle"
-	"github.com/provtrail/provtrail/merkle/trillianlog"
 	"github.com/provtrail/provtrail/merkle/trillianlog/trilliantest"
 	"github.com/provtrail/provtrail/provenance"
 	"github.com/provtrail/provtrail/provenance/sqlstore"
@@ -558,26 +557,13 @@ func TestReplicasShareIndex(t *testing.T) {
 	if at, err := shared.Applied(t.Context()); err != nil || at != size {
 		t.Fatalf("the shared index applied %d of %d positions (%v)", at, size, err)
 	}
-	rebuilt := openIndex(t, c.NewDatabase(t))
-	signer, _, err := merkle.LoadOrCreateKeyFile(filepath.Join(dirA, "log.key"), a.keys.Origin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := trillianlog.Open(t.Context(), trillianlog.Config{Client: c.Client, TreeID: tree, Origin: a.keys.Origin, Signer: signer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	if err := provenance.Rebuild(t.Context(), provenance.ServiceConfig{Log: l, Store: rebuilt, Trust: a.keys}); err != nil {
-		t.Fatal(err)
-	}
-	if live, want := dumpIndex(t, shared), dumpIndex(t, rebuilt); live != want {
+	if live, want := dumpIndex(t, shared), rebuildShared(t, c, tree, dirA, a.keys); live != want {
 		t.Fatalf("the shared index differs from one rebuilt from the log:\nshared:\n%s\nrebuilt:\n%s", live, want)
 	}
 
 	// A replica of another tree, with other keys, is refused the index.
 	other := append(replicaArgs(c, c.NewTree(t)), "--index", "mysql://"+dsn)
-	err = run(t.Context(), append([]string{"--addr", "127.0.0.1:0", "--data", filepath.Join(t.TempDir(), "c")}, other...),
+	err := run(t.Context(), append([]string{"--addr", "127.0.0.1:0", "--data", filepath.Join(t.TempDir(), "c")}, other...),
 		func(string) string { return "" }, &bytes.Buffer{}, logWriter{t})
 	if err == nil || !strings.Contains(err.Error(), "--index") || !strings.Contains(err.Error(), "another log") {
 		t.Errorf("a replica of another log on the shared index: %v", err)
@@ -593,6 +579,19 @@ func openIndex(t *testing.T, dsn string) *sqlstore.Store {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// rebuildShared rebuilds the index of tree in a fresh database, from the
+// log read with the log key of the data directory dir, and returns its
+// dump.
+func rebuildShared(t *testing.T, c *trilliantest.Cluster, tree int64, dir string, trust provenance.Trust) string {
+	t.Helper()
+	rebuilt := openIndex(t, c.NewDatabase(t))
+	l := openTrillianLog(t, c, tree, dir, trust)
+	if err := provenance.Rebuild(t.Context(), provenance.ServiceConfig{Log: l, Store: rebuilt, Trust: trust}); err != nil {
+		t.Fatal(err)
+	}
+	return dumpIndex(t, rebuilt)
 }
 
 // dumpIndex returns the whole index in s, as Dump writes it.

@@ -71,7 +71,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 		node, err = openMirror(ctx, cfg, logger)
 	} else {
 		node, err = datadir.Open(ctx, datadir.Config{
-			Dir: cfg.DataDir, Origin: cfg.Origin, Logger: logger, PollInterval: cfg.PollInterval,
+			Dir: cfg.DataDir, Origin: cfg.Origin, Logger: logger, PollInterval: cfg.PollInterval, SaveInterval: cfg.SaveInterval,
 			Log: datadir.LogConfig{Backend: cfg.Log, TrillianAddr: cfg.TrillianAddr, TrillianTree: cfg.TrillianTree, Linger: cfg.LogLinger,
 				OpenTrillian: openTrillian},
 			OpenIndex: indexOpener(dsn),

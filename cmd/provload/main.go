@@ -37,6 +37,19 @@
 //
 //	provload -scale -provd ./provd -data /tmp/scale -steps 500000,1000000,2000000
 //
+// With -scale -trillian it runs the same steps on two provd replicas of a
+// Trillian tree with the index in MariaDB, starting MariaDB and
+// Trillian's log server and signer itself (the tests' harness,
+// merkle/trillianlog/trilliantest; run it from the repository, where it
+// finds Trillian's schema). Most of a step's items are queued into
+// Trillian's tables in bulk, the last -posted POSTed through the
+// replicas; each row adds, per replica, memory, page latency and write
+// rate, and the time a third replica started on a directory holding only
+// the keys takes to serve its first history page, and the rows and bytes
+// of the index's and Trillian's tables.
+//
+//	provload -scale -trillian -provd ./provd -data /tmp/scale-t -steps 100000,250000,500000
+//
 // A request that fails or answers other than 200 (201 for a POST) counts
 // as an error, and provload exits non-zero if any did. A POST answered 429
 // or 503 is not an error: the server turned it away (over its capacity,
@@ -101,6 +114,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if cfg.Write {
 		return writeRun(ctx, cfg, stdout)
 	}
+	if cfg.Scale && cfg.Trillian {
+		return scaleTrillianRun(ctx, cfg, stdout)
+	}
 	if cfg.Scale {
 		return scaleRun(ctx, cfg, stdout)
 	}
@@ -147,6 +163,18 @@ type Config struct {
 	Steps []int
 	Chunk int
 	Idle  time.Duration
+
+	// Scale mode on Trillian: provload starts MariaDB and a Trillian log
+	// server and signer (the signer integrating up to SignerBatch leaves
+	// a pass, a pass every SequencerInterval; MariaDB with a buffer pool
+	// of BufferPool) and two provd replicas with the index in MariaDB.
+	// Of each step's items, the last Posted are POSTed through the
+	// replicas and the others queued into Trillian in bulk.
+	Trillian          bool
+	SignerBatch       int
+	SequencerInterval time.Duration
+	BufferPool        string
+	Posted            int
 }
 
 func parseConfig(args []string, usage io.Writer) (Config, error) {
@@ -157,7 +185,7 @@ func parseConfig(args []string, usage io.Writer) (Config, error) {
 	fs.StringVar(&cfg.Item, "item", "", "`path` of the page to load: an item's Digital Link path /01/{gtin}/21/{serial} (required)")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 8, "`workers`, each with one request in flight on its own keep-alive connection (16 with -scale, unless given)")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to load; with -scale: how long each step's history pages are loaded")
-	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Second, "limit on one request")
+	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Second, "limit on one request (1m with -scale -trillian, unless given)")
 	fs.BoolVar(&cfg.Write, "write", false, "write load: enroll actors, register items and POST handoff/receive chains (needs -data or -operator-key)")
 	fs.StringVar(&cfg.Data, "data", "", "with -write: provd's data `directory`, for its operator.key; with -scale: the data directory provd is started on (absent or empty)")
 	fs.StringVar(&cfg.OperatorKey, "operator-key", "", "with -write: the operator's key `file` (wins over -data)")
@@ -174,6 +202,11 @@ func parseConfig(args []string, usage io.Writer) (Config, error) {
 	fs.StringVar(&steps, "steps", steps, "with -scale: comma-separated item `counts` to grow the data directory to, increasing")
 	fs.IntVar(&cfg.Chunk, "chunk", 100000, "with -scale: `items` signed ahead, then POSTed, at a time, which bounds provload's own memory")
 	fs.DurationVar(&cfg.Idle, "idle", 3*time.Second, "with -scale: pause after a step's writes before the idle memory is read")
+	fs.BoolVar(&cfg.Trillian, "trillian", false, "with -scale: start MariaDB and a Trillian log server and signer, and two provd replicas on them with the index in MariaDB; queue most items into Trillian in bulk and POST -posted a step through the replicas (docs/scale-out.md)")
+	fs.IntVar(&cfg.SignerBatch, "signer-batch", 20000, "with -scale -trillian: the most `leaves` the signer integrates a pass (its --batch_size)")
+	fs.DurationVar(&cfg.SequencerInterval, "sequencer-interval", 50*time.Millisecond, "with -scale -trillian: the signer's pass `interval` (its --sequencer_interval)")
+	fs.StringVar(&cfg.BufferPool, "buffer-pool", "1G", "with -scale -trillian: MariaDB's InnoDB buffer pool `size` (its --innodb-buffer-pool-size)")
+	fs.IntVar(&cfg.Posted, "posted", 2000, "with -scale -trillian: `items` a step POSTs through the replicas, half to each, for their write rate; the step's other items are queued into Trillian in bulk")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(usage, "Usage: provload -item PATH [flags]\n       provload -write -data DIR [-read] [flags]\n       provload -scale -provd PATH -data DIR [-steps N,N,...] [flags]\n\n"+
@@ -202,7 +235,8 @@ func parseConfig(args []string, usage io.Writer) (Config, error) {
 
 // scaleDefaults refuses the flags -scale has no use for and sets the
 // defaults of its own where the flag was not given: one hop, batches of
-// 32 from 16 workers, pages at 200 a second.
+// 32 from 16 workers, pages at 200 a second, and with -trillian a minute
+// for a request.
 func scaleDefaults(fs *flag.FlagSet, cfg Config, steps string) (Config, error) {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -223,6 +257,11 @@ func scaleDefaults(fs *flag.FlagSet, cfg Config, steps string) (Config, error) {
 	if !set["read-rate"] {
 		cfg.ReadRate = 200
 	}
+	if cfg.Trillian && !set["timeout"] {
+		// A POST to a replica waits for one QueueLeaf transaction an
+		// event and the signer's next pass, behind the other workers'.
+		cfg.Timeout = time.Minute
+	}
 	for f := range strings.SplitSeq(steps, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil {
@@ -237,6 +276,9 @@ func scaleDefaults(fs *flag.FlagSet, cfg Config, steps string) (Config, error) {
 func (c Config) Validate() error {
 	if c.Scale {
 		return c.validateScale()
+	}
+	if c.Trillian {
+		return errors.New("-trillian goes with -scale")
 	}
 	u, err := url.Parse(c.URL)
 	switch {
@@ -298,6 +340,12 @@ func (c Config) validateScale() error {
 		return fmt.Errorf("-concurrency %d: want at least 1", c.Concurrency)
 	case c.ReadConcurrency < 1:
 		return fmt.Errorf("-read-concurrency %d: want at least 1", c.ReadConcurrency)
+	case c.SignerBatch < 1:
+		return fmt.Errorf("-signer-batch %d: want at least 1", c.SignerBatch)
+	case c.SequencerInterval <= 0:
+		return fmt.Errorf("-sequencer-interval %v: want more than 0", c.SequencerInterval)
+	case c.Posted < 0:
+		return fmt.Errorf("-posted %d: want 0 or more", c.Posted)
 	case c.ReadRate <= 0 || math.IsNaN(c.ReadRate) || math.IsInf(c.ReadRate, 0):
 		return fmt.Errorf("-read-rate %v: want page loads per second, more than 0", c.ReadRate)
 	case c.Duration <= 0:

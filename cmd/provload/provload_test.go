@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/provtrail/provtrail/cmd/internal/datadir"
+	"github.com/provtrail/provtrail/merkle/trillianlog/trilliantest"
 	"github.com/provtrail/provtrail/provenance"
 	"github.com/provtrail/provtrail/web"
 )
@@ -304,20 +306,12 @@ func TestScale(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds provd and runs it as a child process: not with -short")
 	}
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skipf("no go command to build provd with: %v", err)
-	}
-	provd := filepath.Join(t.TempDir(), "provd")
-	build := exec.CommandContext(t.Context(), gobin, "build", "-o", provd, "github.com/provtrail/provtrail/cmd/provd")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build provd: %v\n%s", err, out)
-	}
+	provd := buildProvd(t)
 	data := filepath.Join(t.TempDir(), "data")
 	var out bytes.Buffer
 	// Chunks of 150 items: the first step is two chunks, the second
 	// starts within a step's worth.
-	err = run(t.Context(), []string{"-scale", "-provd", provd, "-data", data, "-steps", "200,400", "-chunk", "150",
+	err := run(t.Context(), []string{"-scale", "-provd", provd, "-data", data, "-steps", "200,400", "-chunk", "150",
 		"-couriers", "2", "-batch", "8", "-concurrency", "4", "-duration", "500ms", "-read-rate", "100", "-read-concurrency", "2", "-idle", "100ms"}, &out)
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, &out)
@@ -364,5 +358,91 @@ func TestScale(t *testing.T) {
 	err = run(t.Context(), []string{"-scale", "-provd", provd, "-data", data, "-steps", "10"}, &out)
 	if err == nil || !strings.Contains(err.Error(), "not empty") {
 		t.Errorf("run on a used data directory: err = %v, want one saying it is not empty", err)
+	}
+}
+
+// buildProvd builds provd from this tree into a temporary directory and
+// returns its path.
+func buildProvd(t *testing.T) string {
+	t.Helper()
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skipf("no go command to build provd with: %v", err)
+	}
+	provd := filepath.Join(t.TempDir(), "provd")
+	build := exec.CommandContext(t.Context(), gobin, "build", "-o", provd, "github.com/provtrail/provtrail/cmd/provd")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build provd: %v\n%s", err, out)
+	}
+	return provd
+}
+
+// TestScaleTrillian runs the scale benchmark on Trillian end to end, with
+// tiny steps: MariaDB, Trillian and two replicas of a provd built from
+// this tree. It checks every row of its table. Without MariaDB or
+// Trillian it skips, saying what to install; with CI set it fails.
+func TestScaleTrillian(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds provd and runs MariaDB, Trillian and provd replicas: not with -short")
+	}
+	if missing := trilliantest.Missing(); missing != "" {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s; CI is set, so this fails instead of skipping: %s", missing, trilliantest.InstallHint())
+		}
+		t.Skipf("%s: %s", missing, trilliantest.InstallHint())
+	}
+	provd := buildProvd(t)
+	var out bytes.Buffer
+	// 150 items a step: 100 queued in bulk, 50 POSTed.
+	err := run(t.Context(), []string{"-scale", "-trillian", "-provd", provd, "-data", filepath.Join(t.TempDir(), "data"),
+		"-steps", "150,300", "-posted", "50", "-chunk", "60", "-couriers", "2", "-batch", "8", "-concurrency", "4",
+		"-duration", "500ms", "-read-rate", "50", "-read-concurrency", "2", "-idle", "100ms", "-buffer-pool", "64M"}, &out)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, &out)
+	}
+	t.Log(out.String())
+	_, table, ok := strings.Cut(out.String(), "\n\n"+trillianHeader+"\n")
+	if !ok {
+		t.Fatalf("output ends with no table:\n%s", &out)
+	}
+	lines := strings.Split(strings.TrimSpace(table), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("table has %d rows, want 2:\n%s", len(lines), table)
+	}
+	for i, items := range []int{150, 300} {
+		// The A/B columns are two figures apart by " / ".
+		f := slices.DeleteFunc(strings.Fields(lines[i]), func(s string) bool { return s == "/" })
+		if len(f) != 18 {
+			t.Fatalf("row %q has %d figures, want 18", lines[i], len(f))
+		}
+		var v [18]float64
+		for j := range f {
+			if v[j], err = strconv.ParseFloat(f[j], 64); err != nil {
+				t.Fatalf("row %q, figure %d: %v", lines[i], j, err)
+			}
+		}
+		if v[0] != float64(items) || v[1] != float64(3+3*items) {
+			t.Errorf("row %q: want %d items and %d events in the log", lines[i], items, 3+3*items)
+		}
+		bulk, writes, idle, peak, p50, p99 := v[2], v[3:5], v[5:7], v[7:9], v[9:11], v[11:13]
+		first, indexRows, indexMB, logRows, logMB := v[13], v[14], v[15], v[16], v[17]
+		for r := range 2 {
+			switch {
+			case writes[r] <= 0:
+				t.Errorf("row %q, replica %d: no write rate", lines[i], r)
+			case idle[r] <= 0 || peak[r] <= 0 || idle[r] > 4096 || peak[r] > 4096:
+				t.Errorf("row %q, replica %d: RSS idle %v MB, peak %v MB: want each in (0, 4096]", lines[i], r, idle[r], peak[r])
+			case p50[r] <= 0 || p99[r] < p50[r] || p99[r] > 5000:
+				t.Errorf("row %q, replica %d: page p50 %v ms, p99 %v ms", lines[i], r, p50[r], p99[r])
+			}
+		}
+		switch {
+		case bulk <= 0:
+			t.Errorf("row %q: no bulk rate", lines[i])
+		case first <= 0 || first > 60:
+			t.Errorf("row %q: a third replica's first page after %v s", lines[i], first)
+		case indexRows <= 0 || indexMB <= 0 || logRows <= 0 || logMB <= 0:
+			t.Errorf("row %q: the database's tables: index %v rows %v MB, Trillian %v rows %v MB", lines[i], indexRows, indexMB, logRows, logMB)
+		}
 	}
 }

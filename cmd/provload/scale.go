@@ -67,7 +67,7 @@ func scaleRun(ctx context.Context, cfg Config, stdout io.Writer) error {
 	if err := checkFresh(cfg.Data); err != nil {
 		return err
 	}
-	p, took, err := startProvd(ctx, cfg.Provd, cfg.Data)
+	p, took, err := startProvd(ctx, cfg.Provd, cfg.Data, nil)
 	if err != nil {
 		return err
 	}
@@ -135,7 +135,7 @@ func scaleRun(ctx context.Context, cfg Config, stdout io.Writer) error {
 			return err
 		}
 		stopped := time.Since(t0)
-		q, restart, err := startProvd(ctx, cfg.Provd, cfg.Data)
+		q, restart, err := startProvd(ctx, cfg.Provd, cfg.Data, nil)
 		if err != nil {
 			return fmt.Errorf("restart: %w", err)
 		}
@@ -377,12 +377,16 @@ type child struct {
 }
 
 // startProvd starts the provd binary bin on the data directory dir, on a
-// free loopback port, and waits until /healthz answers 200. It returns
-// how long that took from the start of the process.
-func startProvd(ctx context.Context, bin, dir string) (*child, time.Duration, error) {
+// free loopback port, with the flags args, and waits until /healthz
+// answers 200. It returns how long that took from the start of the
+// process. provd's output goes to logTo too, unless it is nil.
+func startProvd(ctx context.Context, bin, dir string, logTo io.Writer, args ...string) (*child, time.Duration, error) {
 	out := &outputTail{listening: make(chan string, 1)}
-	cmd := exec.Command(bin, "--data", dir, "--addr", "127.0.0.1:0", "--log-format", "text")
+	cmd := exec.Command(bin, append([]string{"--data", dir, "--addr", "127.0.0.1:0", "--log-format", "text"}, args...)...)
 	cmd.Stdout, cmd.Stderr = out, out
+	if logTo != nil {
+		cmd.Stdout, cmd.Stderr = io.MultiWriter(out, logTo), io.MultiWriter(out, logTo)
+	}
 	t0 := time.Now()
 	if err := cmd.Start(); err != nil {
 		return nil, 0, fmt.Errorf("start provd: %w", err)

@@ -77,6 +77,9 @@ type Config struct {
 	// PollInterval is how often the Service looks for leaves other
 	// replicas appended; 0 is the Service's default (1s).
 	PollInterval time.Duration
+	// SaveInterval is how often the Service saves the index under writes;
+	// 0 is the Service's default (1s).
+	SaveInterval time.Duration
 	// OpenIndex opens the index when it is kept outside the data
 	// directory; nil keeps it in provtrail.db.
 	OpenIndex IndexOpener
@@ -187,7 +190,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	svc, err := provenance.NewService(ctx, provenance.ServiceConfig{
-		Log: n.Log, Store: n.Store, Trust: n.Trust, Logger: cfg.Logger, PollInterval: cfg.PollInterval,
+		Log: n.Log, Store: n.Store, Trust: n.Trust, Logger: cfg.Logger, PollInterval: cfg.PollInterval, SaveInterval: cfg.SaveInterval,
 	})
 	if err != nil {
 		return nil, err

@@ -41,6 +41,23 @@ import (
 // an append.
 const SequencerInterval = 50 * time.Millisecond
 
+// BatchSize is the most leaves the signer integrates in one pass.
+const BatchSize = 5000
+
+// Options tune the cluster [StartWith] starts; the zero value is what
+// tests run with.
+type Options struct {
+	// SequencerInterval is the signer's pass interval; 0 means
+	// [SequencerInterval].
+	SequencerInterval time.Duration
+	// BatchSize is the most leaves the signer integrates in one pass; 0
+	// means [BatchSize].
+	BatchSize int
+	// BufferPool is MariaDB's InnoDB buffer pool size, as its
+	// --innodb-buffer-pool-size takes it; "" means 256M.
+	BufferPool string
+}
+
 // InstallHint says how to install what the tests need.
 func InstallHint() string {
 	version := "<the version in go.mod>"
@@ -114,7 +131,7 @@ func (h *Harness) Cluster(tb testing.TB) *Cluster {
 	tb.Helper()
 	h.once.Do(func() {
 		start := time.Now()
-		h.c, h.skip, h.err = startCluster(!h.DatabaseOnly)
+		h.c, h.skip, h.err = startCluster(!h.DatabaseOnly, Options{})
 		if h.err == nil && h.skip == "" {
 			what := "MariaDB and Trillian"
 			if h.DatabaseOnly {
@@ -186,26 +203,28 @@ func freePort() (string, error) {
 // returns a reason to skip, and no error, when a program is missing. Stop
 // the Cluster when done.
 func Start() (c *Cluster, skip string, err error) {
-	return startCluster(true)
+	return startCluster(true, Options{})
+}
+
+// StartWith is Start with the signer and MariaDB tuned by o.
+func StartWith(o Options) (c *Cluster, skip string, err error) {
+	return startCluster(true, o)
 }
 
 // startCluster starts MariaDB, and Trillian's servers if withTrillian.
-func startCluster(withTrillian bool) (c *Cluster, skip string, err error) {
-	bins := map[string]string{}
-	var missing []string
-	names := []string{"mariadbd", "mariadb-install-db", "mariadb"}
-	if withTrillian {
-		names = append(names, "trillian_log_server", "trillian_log_signer")
+func startCluster(withTrillian bool, o Options) (c *Cluster, skip string, err error) {
+	bins, skip := findBins(withTrillian)
+	if skip != "" {
+		return nil, skip, nil
 	}
-	for _, name := range names {
-		p, ok := findBin(name)
-		if !ok {
-			missing = append(missing, name)
-		}
-		bins[name] = p
+	if o.SequencerInterval == 0 {
+		o.SequencerInterval = SequencerInterval
 	}
-	if len(missing) > 0 {
-		return nil, fmt.Sprintf("%s not found", strings.Join(missing, ", ")), nil
+	if o.BatchSize == 0 {
+		o.BatchSize = BatchSize
+	}
+	if o.BufferPool == "" {
+		o.BufferPool = "256M"
 	}
 	var schema string
 	if withTrillian {
@@ -226,16 +245,46 @@ func startCluster(withTrillian bool) (c *Cluster, skip string, err error) {
 			c = nil
 		}
 	}()
-	if err := c.startMariaDB(bins, schema); err != nil {
+	if err := c.startMariaDB(bins, schema, o.BufferPool); err != nil {
 		return c, "", err
 	}
 	if !withTrillian {
 		return c, "", nil
 	}
-	if err := c.startTrillian(bins); err != nil {
+	if err := c.startTrillian(bins, o); err != nil {
 		return c, "", err
 	}
 	return c, "", nil
+}
+
+// Missing says which of the programs Start needs are not installed, or
+// returns "" if none is missing: a test that runs a program which starts
+// a cluster itself skips on it.
+func Missing() string {
+	_, skip := findBins(true)
+	return skip
+}
+
+// findBins finds MariaDB's programs, and Trillian's if withTrillian. It
+// returns their paths by name, or says which are missing.
+func findBins(withTrillian bool) (bins map[string]string, missing string) {
+	bins = map[string]string{}
+	var not []string
+	names := []string{"mariadbd", "mariadb-install-db", "mariadb"}
+	if withTrillian {
+		names = append(names, "trillian_log_server", "trillian_log_signer")
+	}
+	for _, name := range names {
+		p, ok := findBin(name)
+		if !ok {
+			not = append(not, name)
+		}
+		bins[name] = p
+	}
+	if len(not) > 0 {
+		return nil, fmt.Sprintf("%s not found", strings.Join(not, ", "))
+	}
+	return bins, ""
 }
 
 // trillianSchema returns the path of Trillian's MySQL schema in the module
@@ -253,8 +302,8 @@ func trillianSchema() (string, error) {
 }
 
 // startMariaDB starts MariaDB with a database "test" for Trillian, loaded
-// with schema unless it is "".
-func (c *Cluster) startMariaDB(bins map[string]string, schema string) error {
+// with schema unless it is "", and a buffer pool of bufferPool.
+func (c *Cluster) startMariaDB(bins map[string]string, schema, bufferPool string) error {
 	data := filepath.Join(c.Dir, "db")
 	sock := filepath.Join(c.Dir, "sock")
 	addr, err := freePort()
@@ -274,7 +323,7 @@ func (c *Cluster) startMariaDB(bins map[string]string, schema string) error {
 	args := append([]string{"--no-defaults", "--datadir=" + data, "--socket=" + sock,
 		"--port=" + port, "--bind-address=127.0.0.1", "--skip-name-resolve",
 		"--log-error=" + filepath.Join(c.Dir, "mariadb.err"), "--pid-file=" + filepath.Join(c.Dir, "mariadb.pid"),
-		"--innodb-buffer-pool-size=256M", "--max-connections=500"}, user...)
+		"--innodb-buffer-pool-size=" + bufferPool, "--max-connections=500"}, user...)
 	if err := c.spawn("mariadbd", bins["mariadbd"], args...); err != nil {
 		return err
 	}
@@ -325,22 +374,38 @@ func (c *Cluster) sql(db, stmts string) error {
 // are dropped when the test ends.
 func (c *Cluster) NewDatabase(tb testing.TB) string {
 	tb.Helper()
+	dsn, drop, err := c.CreateDatabase()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if err := drop(); err != nil {
+			tb.Log(err)
+		}
+	})
+	return dsn
+}
+
+// CreateDatabase is NewDatabase outside a test: it returns the DSN and a
+// function that drops the database and its user.
+func (c *Cluster) CreateDatabase() (dsn string, drop func() error, err error) {
 	name := fmt.Sprintf("db%d", c.dbs.Add(1))
-	err := c.sql("", fmt.Sprintf(`CREATE DATABASE %[1]s CHARACTER SET utf8mb4;
+	err = c.sql("", fmt.Sprintf(`CREATE DATABASE %[1]s CHARACTER SET utf8mb4;
 		CREATE USER '%[1]s'@'127.0.0.1' IDENTIFIED BY '%[1]s-pw';
 		GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP ON %[1]s.* TO '%[1]s'@'127.0.0.1';`, name))
 	if err != nil {
-		tb.Fatalf("create database %s: %v", name, err)
+		return "", nil, fmt.Errorf("create database %s: %w", name, err)
 	}
-	tb.Cleanup(func() {
+	drop = func() error {
 		if err := c.sql("", fmt.Sprintf("DROP DATABASE %[1]s; DROP USER '%[1]s'@'127.0.0.1';", name)); err != nil {
-			tb.Logf("drop database %s: %v", name, err)
+			return fmt.Errorf("drop database %s: %w", name, err)
 		}
-	})
-	return fmt.Sprintf("%[1]s:%[1]s-pw@tcp(%[2]s)/%[1]s", name, c.dbAddr)
+		return nil
+	}
+	return fmt.Sprintf("%[1]s:%[1]s-pw@tcp(%[2]s)/%[1]s", name, c.dbAddr), drop, nil
 }
 
-func (c *Cluster) startTrillian(bins map[string]string) error {
+func (c *Cluster) startTrillian(bins map[string]string, o Options) error {
 	rpc, err := freePort()
 	if err != nil {
 		return err
@@ -350,8 +415,12 @@ func (c *Cluster) startTrillian(bins map[string]string) error {
 		return err
 	}
 	common := []string{"--storage_system=mysql", "--mysql_uri=" + c.MySQLURI, "--quota_system=noop", "--logtostderr"}
+	// The log server opens a MariaDB connection for every call in flight
+	// unless bounded: replicas appending many events at once would take
+	// it past MariaDB's --max-connections (Error 1040, Too many
+	// connections). Past the bound, calls wait for a connection.
 	if err := c.spawn("trillian_log_server", bins["trillian_log_server"], append(common,
-		"--rpc_endpoint="+rpc, "--http_endpoint="+httpAddr)...); err != nil {
+		"--rpc_endpoint="+rpc, "--http_endpoint="+httpAddr, "--mysql_max_conns=200")...); err != nil {
 		return err
 	}
 	sRPC, err := freePort()
@@ -363,8 +432,8 @@ func (c *Cluster) startTrillian(bins map[string]string) error {
 		return err
 	}
 	if err := c.spawn("trillian_log_signer", bins["trillian_log_signer"], append(common,
-		"--rpc_endpoint="+sRPC, "--http_endpoint="+sHTTP, "--force_master",
-		"--sequencer_interval="+SequencerInterval.String(), "--batch_size=5000", "--num_sequencers=4")...); err != nil {
+		"--rpc_endpoint="+sRPC, "--http_endpoint="+sHTTP, "--force_master", "--mysql_max_conns=20",
+		"--sequencer_interval="+o.SequencerInterval.String(), "--batch_size="+strconv.Itoa(o.BatchSize), "--num_sequencers=4")...); err != nil {
 		return err
 	}
 	c.RPCAddr = rpc
@@ -469,7 +538,15 @@ func (c *Cluster) NewTree(tb testing.TB) int64 {
 // NewTreeOfType is NewTree for a tree of another type.
 func (c *Cluster) NewTreeOfType(tb testing.TB, typ trillian.TreeType) int64 {
 	tb.Helper()
-	ctx := tb.Context()
+	id, err := c.CreateTree(tb.Context(), typ)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return id
+}
+
+// CreateTree is NewTreeOfType outside a test.
+func (c *Cluster) CreateTree(ctx context.Context, typ trillian.TreeType) (int64, error) {
 	tree, err := c.Admin.CreateTree(ctx, &trillian.CreateTreeRequest{Tree: &trillian.Tree{
 		TreeState:       trillian.TreeState_ACTIVE,
 		TreeType:        typ,
@@ -477,7 +554,7 @@ func (c *Cluster) NewTreeOfType(tb testing.TB, typ trillian.TreeType) int64 {
 		MaxRootDuration: durationpb.New(0),
 	}})
 	if err != nil {
-		tb.Fatalf("create tree: %v", err)
+		return 0, fmt.Errorf("create tree: %w", err)
 	}
 	id := tree.GetTreeId()
 	err = c.WaitFor(10*time.Second, "InitLog", func() error {
@@ -494,9 +571,9 @@ func (c *Cluster) NewTreeOfType(tb testing.TB, typ trillian.TreeType) int64 {
 		})
 	}
 	if err != nil {
-		tb.Fatalf("initialize tree %d: %v", id, err)
+		return 0, fmt.Errorf("initialize tree %d: %w", id, err)
 	}
-	return id
+	return id, nil
 }
 
 // TreeFor returns the tree whose ID is kept in dir/tree-id, creating it

@@ -316,21 +316,43 @@ func (c *conn) pinKeys(t provenance.Trust, path string) error {
 func rebuildVerb() verb {
 	return verb{
 		name: "rebuild", args: "",
-		summary: "rebuild the data directory's index by replaying the whole log", needData: true,
+		summary: "rebuild an index (the data directory's, or a shared one) by replaying the whole log", needData: true,
 		help: `
-Rebuild deletes the data directory's index (items, actors, used claim
-codes) and replays every entry of the log into an empty one, in order,
-through the custody rules. The log itself is not changed. provd must not
-be running on the directory.
+Rebuild deletes an index (items, actors, used claim codes) and replays
+every entry of the log into an empty one, in order, through the custody
+rules. The log itself is not changed.
 
-Example:
+Without --index it rebuilds the data directory's index from the data
+directory's log; provd must not be running on the directory.
+
+With --index mysql://... it rebuilds the index that replicas share in a
+MySQL or MariaDB database (provd's --index) from the log a provd serves
+at --server: one that does not use this index (a mirror, or a replica
+started on a spare data directory with --index bolt). It reads
+the log through the server's C2SP tiles up to its latest checkpoint and
+verifies the checkpoint against the pinned keys (--policy, or --log-key
+and --operator-key), and every entry against it, trusting nothing else
+the server says. Stop every replica that uses the index first; started
+again, they go on from the rebuilt index. An index recorded as another log's is refused.
+
+Examples:
 
   $ prov rebuild
-  replayed 40 log positions into an empty index`,
+  replayed 40 log positions into an empty index
+
+  $ prov rebuild --server https://replica1.example.com --policy keys.policy \
+      --index 'mysql://provd:secret@tcp(db.example.com:3306)/provtrail'
+  replayed 40 log positions from https://replica1.example.com (checkpoint size 40) into the index mysql provd@tcp(db.example.com:3306)/provtrail`,
 		setup: func(fs *flag.FlagSet, c *conn) func(context.Context) error {
+			index := fs.String("index", "", "a shared `index` to rebuild, mysql://user:password@tcp(host:3306)/dbname (as provd's --index; default: the data directory's)")
+			p := addPinFlags(fs)
 			return func(ctx context.Context) error {
+				if *index != "" {
+					return c.rebuildShared(ctx, *index, p)
+				}
 				if c.server != "" {
-					return usagef("rebuild works on a data directory, not a server: stop provd and run it with --data")
+					return usagef("rebuild works on a data directory, not a server: stop provd and run it with --data " +
+						"(or give --index mysql://... to rebuild a shared index from the server's log)")
 				}
 				b, err := openLocal(ctx, c.dataDir, false, "")
 				if err != nil {

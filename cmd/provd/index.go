@@ -11,8 +11,8 @@ import (
 	"github.com/provtrail/provtrail/provenance/sqlstore"
 )
 
-// The shared index is wired here, in provd: prov and provload open data
-// directories through datadir without linking the MySQL driver.
+// The shared index is wired here, in provd: datadir opens data
+// directories without linking the MySQL driver.
 
 // mysqlScheme starts --index's value for a MySQL or MariaDB index; a DSN
 // of go-sql-driver/mysql follows it.

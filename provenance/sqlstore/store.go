@@ -253,6 +253,16 @@ func (s *Store) init(ctx context.Context, dbName, log string) error {
 	return nil
 }
 
+// LogName returns the name of the log the index was recorded as built
+// from (Config.Log of the first Open that gave one), or "" if none was.
+func (s *Store) LogName(ctx context.Context) (string, error) {
+	var log string
+	if err := s.db.QueryRowContext(ctx, `SELECT log FROM `+metaTable+` WHERE id = 1`).Scan(&log); err != nil {
+		return "", fmt.Errorf("read the index's log: %w", err)
+	}
+	return log, nil
+}
+
 // recreate drops the tables and creates them empty. The meta row is
 // marked incomplete first and written last, so that a Save meanwhile is
 // refused and an Open after a crash recreates them again.

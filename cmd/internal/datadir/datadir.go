@@ -36,7 +36,8 @@
 //
 // The index is in provtrail.db, or in a database that replicas share
 // (provd's --index mysql://...), opened by the [IndexOpener] the caller
-// supplies, so that only provd links the MySQL driver. A shared index is
+// supplies, so that a program that opens data directories only (prov)
+// need not link the MySQL driver to do so. A shared index is
 // bound to the log it is built from (the origin, the log key and the
 // Trillian tree, see [LogName]): a replica of another log is refused.
 package datadir
@@ -128,6 +129,12 @@ func LogName(trust provenance.Trust, lc LogConfig) string {
 		where = fmt.Sprintf("%s tree %d", BackendTrillian, lc.TrillianTree)
 	}
 	return trust.Origin + " " + trust.LogKey + " " + where
+}
+
+// SameLog reports whether name, a LogName, names the log of trust's
+// origin and log key, on whichever backend.
+func SameLog(name string, trust provenance.Trust) bool {
+	return strings.HasPrefix(name, trust.Origin+" "+trust.LogKey+" ")
 }
 
 // Open opens the data directory, creating it (with fresh keys) if it does

@@ -39,7 +39,7 @@ func (s *Service) Item(ctx context.Context, id ItemID) (ItemView, error) {
 	if fresh {
 		return old.view, nil
 	}
-	c, err := s.buildItem(ctx, id, old)
+	c, err := s.buildItem(ctx, id, old, cp)
 	if err != nil {
 		return ItemView{}, err
 	}
@@ -49,8 +49,10 @@ func (s *Service) Item(ctx context.Context, id ItemID) (ItemView, error) {
 
 // buildItem builds the view of an item now. It takes what it can from old,
 // a view of the same item built earlier: parsed events and leaves, which
-// never change, and proofs, if against the same checkpoint size.
-func (s *Service) buildItem(ctx context.Context, id ItemID, old *cachedView) (*cachedView, error) {
+// never change, and proofs, if against the same checkpoint size. cp is a
+// checkpoint read before the item's state; it is used if it holds every
+// event of the item.
+func (s *Service) buildItem(ctx context.Context, id ItemID, old *cachedView, cp merkle.Checkpoint) (*cachedView, error) {
 	s.mu.RLock()
 	applied := s.applied
 	s.mu.RUnlock()
@@ -63,11 +65,14 @@ func (s *Service) buildItem(ctx context.Context, id ItemID, old *cachedView) (*c
 		return nil, fmt.Errorf("%w: item %s is not registered", ErrNotFound, id)
 	}
 	st := *stp
-	// The checkpoint is read after the state, so that it includes every
-	// position the state was built from.
-	cp, err := s.log.Checkpoint(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("history of %s: %w", id, err)
+	// The proofs need a checkpoint that includes every position the state
+	// was built from. The caller's, read before the state, is one unless
+	// the item changed since; then a new one is read, after the state. On
+	// a remote log each checkpoint read is a round trip: most pages make one.
+	if st.LastIndex >= cp.Size {
+		if cp, err = s.log.Checkpoint(ctx); err != nil {
+			return nil, fmt.Errorf("history of %s: %w", id, err)
+		}
 	}
 	oldEvents := map[uint64]HistoryEvent{}
 	oldEntries := map[uint64]BundleEntry{}

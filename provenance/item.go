@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/provtrail/provtrail/merkle"
+	"golang.org/x/sync/errgroup"
 )
 
 // An ItemView is an item's history as this server has it: the item, its
@@ -88,19 +90,25 @@ func (s *Service) buildItem(ctx context.Context, id ItemID, old *cachedView, cp 
 		}
 	}
 	v := ItemView{History: History{Item: id, State: st, Checkpoint: cp}}
+	var unread []uint64
+	for _, i := range indices {
+		if _, ok := oldEvents[i]; !ok {
+			unread = append(unread, i)
+		}
+	}
+	leafOf, err := s.leavesAt(ctx, unread)
+	if err != nil {
+		return nil, fmt.Errorf("history of %s: %w", id, err)
+	}
 	var events []Event
 	var hashes []merkle.Hash
-	leafOf := map[uint64][]byte{}
 	for _, i := range indices {
 		if he, ok := oldEvents[i]; ok {
 			events = append(events, he.Event)
 			hashes = append(hashes, he.LeafHash)
 			continue
 		}
-		leaf, err := s.leaf(ctx, i)
-		if err != nil {
-			return nil, fmt.Errorf("history of %s: %w", id, err)
-		}
+		leaf := leafOf[i]
 		e, err := ParseEvent(leaf)
 		if err != nil {
 			return nil, fmt.Errorf("history of %s: event %d: %w", id, i, err)
@@ -142,15 +150,23 @@ func (s *Service) buildItem(ctx context.Context, id ItemID, old *cachedView, cp 
 	}
 	slices.Sort(need)
 	need = slices.Compact(need)
+	unread = unread[:0]
+	for _, i := range need {
+		if oldEntries[i].Leaf == nil && leafOf[i] == nil {
+			unread = append(unread, i)
+		}
+	}
+	more, err := s.leavesAt(ctx, unread)
+	if err != nil {
+		return nil, fmt.Errorf("history of %s: %w", id, err)
+	}
 	var unproved []int // entries without a proof against cp
 	for _, i := range need {
 		en := oldEntries[i]
 		en.Index = i
 		if en.Leaf == nil {
 			if en.Leaf = leafOf[i]; en.Leaf == nil {
-				if en.Leaf, err = s.leaf(ctx, i); err != nil {
-					return nil, fmt.Errorf("history of %s: %w", id, err)
-				}
+				en.Leaf = more[i]
 			}
 		}
 		if en.Proof == nil {
@@ -190,6 +206,44 @@ func (s *Service) leaf(ctx context.Context, index uint64) ([]byte, error) {
 		return nil, err
 	}
 	return leaves[0], nil
+}
+
+// leafCalls bounds the Leaves calls leavesAt makes at once.
+const leafCalls = 8
+
+// leavesAt returns the leaves at the given positions (sorted), read with
+// one Leaves call for each run of consecutive positions, the calls at the
+// same time: on a remote log each call is a round trip, and a page needs
+// leaves from all over the log.
+func (s *Service) leavesAt(ctx context.Context, indexes []uint64) (map[uint64][]byte, error) {
+	out := make(map[uint64][]byte, len(indexes))
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(leafCalls)
+	for len(indexes) > 0 {
+		n := 1
+		for n < len(indexes) && indexes[n] == indexes[0]+uint64(n) {
+			n++
+		}
+		start := indexes[0]
+		indexes = indexes[n:]
+		g.Go(func() error {
+			leaves, err := s.log.Leaves(gctx, start, start+uint64(n))
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for j, leaf := range leaves {
+				out[start+uint64(j)] = leaf
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // Bundle returns the proof bundle of an item (see BuildBundle), or an error

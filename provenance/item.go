@@ -150,15 +150,26 @@ func (s *Service) buildItem(ctx context.Context, id ItemID, old *cachedView, cp 
 	}
 	slices.Sort(need)
 	need = slices.Compact(need)
+	// The entries not read yet are the actors' keys.
 	unread = unread[:0]
+	keyLeaf := map[uint64][]byte{}
 	for _, i := range need {
-		if oldEntries[i].Leaf == nil && leafOf[i] == nil {
-			unread = append(unread, i)
+		if oldEntries[i].Leaf != nil || leafOf[i] != nil {
+			continue
 		}
+		if leaf, ok := s.keyLeaves.get(i); ok {
+			keyLeaf[i] = leaf
+			continue
+		}
+		unread = append(unread, i)
 	}
-	more, err := s.leavesAt(ctx, unread)
+	read, err := s.leavesAt(ctx, unread)
 	if err != nil {
 		return nil, fmt.Errorf("history of %s: %w", id, err)
+	}
+	for i, leaf := range read {
+		s.keyLeaves.put(i, leaf)
+		keyLeaf[i] = leaf
 	}
 	var unproved []int // entries without a proof against cp
 	for _, i := range need {
@@ -166,7 +177,7 @@ func (s *Service) buildItem(ctx context.Context, id ItemID, old *cachedView, cp 
 		en.Index = i
 		if en.Leaf == nil {
 			if en.Leaf = leafOf[i]; en.Leaf == nil {
-				en.Leaf = more[i]
+				en.Leaf = keyLeaf[i]
 			}
 		}
 		if en.Proof == nil {

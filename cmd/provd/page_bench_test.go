@@ -26,9 +26,11 @@ const pageBenchItems = 500
 // BenchmarkReplicaPage loads the history pages of items on a replica on
 // Trillian with its index in MariaDB (--index mysql://...), in provd's
 // process, so that -cpuprofile profiles the replica. Each item is a
-// register, a handoff and a receive, queued as provload -scale does: all
-// registers, then all handoffs, then all receives, so that an item's
-// events lie far apart in the log. It waits for the index to be saved,
+// register, a handoff and a receive, appended all registers first, then
+// all handoffs, then all receives, so that an item's events lie far apart
+// in the log, as they do when days pass between them (provload -scale
+// appends each item's events one after another). It waits for the index
+// to be saved,
 // so pages read their items from MariaDB, then loads one page of a new
 // item at a time and reports the median and the 90th percentile:
 //

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/provtrail/provtrail/merkle"
+	"golang.org/x/sync/errgroup"
 )
 
 // An ItemView is an item's history as this server has it: the item, its
@@ -39,7 +41,7 @@ func (s *Service) Item(ctx context.Context, id ItemID) (ItemView, error) {
 	if fresh {
 		return old.view, nil
 	}
-	c, err := s.buildItem(ctx, id, old)
+	c, err := s.buildItem(ctx, id, old, cp)
 	if err != nil {
 		return ItemView{}, err
 	}
@@ -49,8 +51,10 @@ func (s *Service) Item(ctx context.Context, id ItemID) (ItemView, error) {
 
 // buildItem builds the view of an item now. It takes what it can from old,
 // a view of the same item built earlier: parsed events and leaves, which
-// never change, and proofs, if against the same checkpoint size.
-func (s *Service) buildItem(ctx context.Context, id ItemID, old *cachedView) (*cachedView, error) {
+// never change, and proofs, if against the same checkpoint size. cp is a
+// checkpoint read before the item's state; it is used if it holds every
+// event of the item.
+func (s *Service) buildItem(ctx context.Context, id ItemID, old *cachedView, cp merkle.Checkpoint) (*cachedView, error) {
 	s.mu.RLock()
 	applied := s.applied
 	s.mu.RUnlock()
@@ -63,11 +67,14 @@ func (s *Service) buildItem(ctx context.Context, id ItemID, old *cachedView) (*c
 		return nil, fmt.Errorf("%w: item %s is not registered", ErrNotFound, id)
 	}
 	st := *stp
-	// The checkpoint is read after the state, so that it includes every
-	// position the state was built from.
-	cp, err := s.log.Checkpoint(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("history of %s: %w", id, err)
+	// The proofs need a checkpoint that includes every position the state
+	// was built from. The caller's, read before the state, is one unless
+	// the item changed since; then a new one is read, after the state. On
+	// a remote log each checkpoint read is a round trip: most pages make one.
+	if st.LastIndex >= cp.Size {
+		if cp, err = s.log.Checkpoint(ctx); err != nil {
+			return nil, fmt.Errorf("history of %s: %w", id, err)
+		}
 	}
 	oldEvents := map[uint64]HistoryEvent{}
 	oldEntries := map[uint64]BundleEntry{}
@@ -83,19 +90,25 @@ func (s *Service) buildItem(ctx context.Context, id ItemID, old *cachedView) (*c
 		}
 	}
 	v := ItemView{History: History{Item: id, State: st, Checkpoint: cp}}
+	var unread []uint64
+	for _, i := range indices {
+		if _, ok := oldEvents[i]; !ok {
+			unread = append(unread, i)
+		}
+	}
+	leafOf, err := s.leavesAt(ctx, unread)
+	if err != nil {
+		return nil, fmt.Errorf("history of %s: %w", id, err)
+	}
 	var events []Event
 	var hashes []merkle.Hash
-	leafOf := map[uint64][]byte{}
 	for _, i := range indices {
 		if he, ok := oldEvents[i]; ok {
 			events = append(events, he.Event)
 			hashes = append(hashes, he.LeafHash)
 			continue
 		}
-		leaf, err := s.leaf(ctx, i)
-		if err != nil {
-			return nil, fmt.Errorf("history of %s: %w", id, err)
-		}
+		leaf := leafOf[i]
 		e, err := ParseEvent(leaf)
 		if err != nil {
 			return nil, fmt.Errorf("history of %s: event %d: %w", id, i, err)
@@ -137,15 +150,34 @@ func (s *Service) buildItem(ctx context.Context, id ItemID, old *cachedView) (*c
 	}
 	slices.Sort(need)
 	need = slices.Compact(need)
+	// The entries not read yet are the actors' keys.
+	unread = unread[:0]
+	keyLeaf := map[uint64][]byte{}
+	for _, i := range need {
+		if oldEntries[i].Leaf != nil || leafOf[i] != nil {
+			continue
+		}
+		if leaf, ok := s.keyLeaves.get(i); ok {
+			keyLeaf[i] = leaf
+			continue
+		}
+		unread = append(unread, i)
+	}
+	read, err := s.leavesAt(ctx, unread)
+	if err != nil {
+		return nil, fmt.Errorf("history of %s: %w", id, err)
+	}
+	for i, leaf := range read {
+		s.keyLeaves.put(i, leaf)
+		keyLeaf[i] = leaf
+	}
 	var unproved []int // entries without a proof against cp
 	for _, i := range need {
 		en := oldEntries[i]
 		en.Index = i
 		if en.Leaf == nil {
 			if en.Leaf = leafOf[i]; en.Leaf == nil {
-				if en.Leaf, err = s.leaf(ctx, i); err != nil {
-					return nil, fmt.Errorf("history of %s: %w", id, err)
-				}
+				en.Leaf = keyLeaf[i]
 			}
 		}
 		if en.Proof == nil {
@@ -185,6 +217,44 @@ func (s *Service) leaf(ctx context.Context, index uint64) ([]byte, error) {
 		return nil, err
 	}
 	return leaves[0], nil
+}
+
+// leafCalls bounds the Leaves calls leavesAt makes at once.
+const leafCalls = 8
+
+// leavesAt returns the leaves at the given positions (sorted), read with
+// one Leaves call for each run of consecutive positions, the calls at the
+// same time: on a remote log each call is a round trip, and a page needs
+// leaves from all over the log.
+func (s *Service) leavesAt(ctx context.Context, indexes []uint64) (map[uint64][]byte, error) {
+	out := make(map[uint64][]byte, len(indexes))
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(leafCalls)
+	for len(indexes) > 0 {
+		n := 1
+		for n < len(indexes) && indexes[n] == indexes[0]+uint64(n) {
+			n++
+		}
+		start := indexes[0]
+		indexes = indexes[n:]
+		g.Go(func() error {
+			leaves, err := s.log.Leaves(gctx, start, start+uint64(n))
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for j, leaf := range leaves {
+				out[start+uint64(j)] = leaf
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // Bundle returns the proof bundle of an item (see BuildBundle), or an error

@@ -85,7 +85,8 @@ type Service struct {
 	waiters    map[uint64][]chan struct{} // by the position waited for
 	appliedPos atomic.Uint64              // applied, published after s.mu
 
-	views *viewCache // the latest ItemView of recently asked items
+	views     *viewCache // the latest ItemView of recently asked items
+	keyLeaves *leafCache // leaves enrolling and revoking actors' keys
 
 	kick chan struct{}
 	// ctx is the applier's: Close cancels it, so that a log read that
@@ -162,6 +163,7 @@ func NewService(ctx context.Context, cfg ServiceConfig) (*Service, error) {
 		waiters:      map[uint64][]chan struct{}{},
 		pending:      map[merkle.Hash]*Checked{},
 		views:        newViewCache(defaultViewCacheItems),
+		keyLeaves:    newLeafCache(defaultKeyLeaves),
 		kick:         make(chan struct{}, 1),
 		stop:         make(chan struct{}),
 		stopped:      make(chan struct{}),

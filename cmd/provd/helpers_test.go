@@ -40,7 +40,7 @@ func (s *syncBuffer) String() string {
 
 // A server is provd running in-process.
 type server struct {
-	t      *testing.T
+	t      testing.TB
 	url    string
 	data   string
 	stdout *syncBuffer
@@ -51,7 +51,7 @@ type server struct {
 }
 
 // logWriter sends provd's log lines to t.Log.
-type logWriter struct{ t *testing.T }
+type logWriter struct{ t testing.TB }
 
 func (w logWriter) Write(p []byte) (int, error) {
 	w.t.Helper()
@@ -63,7 +63,7 @@ var listening = regexp.MustCompile(`provd listening on (http://\S+)`)
 
 // startProvd runs provd on data with args, on a free loopback port, and
 // waits until /healthz answers.
-func startProvd(t *testing.T, data string, args ...string) *server {
+func startProvd(t testing.TB, data string, args ...string) *server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &server{t: t, data: data, stdout: &syncBuffer{}, stop: cancel, done: make(chan error, 1)}
@@ -198,12 +198,12 @@ func (s *server) checkReceipt(resp *http.Response, leaf []byte) receipt {
 
 // keys makes signers for actors in tests.
 type keys struct {
-	t       *testing.T
+	t       testing.TB
 	signers map[string]note.Signer
 	vkeys   map[string]string
 }
 
-func newKeys(t *testing.T, data string) *keys {
+func newKeys(t testing.TB, data string) *keys {
 	t.Helper()
 	op, opKey, err := merkle.LoadKeyFile(filepath.Join(data, "operator.key"))
 	if err != nil {
@@ -248,7 +248,7 @@ func (k *keys) enroll(id string, role provenance.Role) []byte {
 		Enroll: &provenance.Actor{ID: id, Role: role, Name: "Test " + id, Key: k.vkeys[id]}})
 }
 
-func mustItem(t *testing.T, serial string) provenance.ItemID {
+func mustItem(t testing.TB, serial string) provenance.ItemID {
 	t.Helper()
 	id, err := provenance.NewItemID("9506000134352", serial)
 	if err != nil {

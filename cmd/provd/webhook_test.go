@@ -142,7 +142,7 @@ func TestWebhooks(t *testing.T) {
 	}
 }
 
-func hash(t *testing.T, s string) merkle.Hash {
+func hash(t testing.TB, s string) merkle.Hash {
 	t.Helper()
 	h, err := merkle.ParseHash(s)
 	if err != nil {

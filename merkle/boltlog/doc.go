@@ -26,13 +26,19 @@
 // Deduplication keeps a sorted run of (8-byte leaf-hash prefix, 5-byte index)
 // per 4096 leaves, merged pairwise like a binomial heap so that at most
 // log2(n/4096) runs exist, plus an in-memory table of the leaves since the
-// last run and an in-memory Bloom filter over the runs. Only a prefix match
+// last run. The runs follow from the log's size, so memory holds only their
+// bounds. A lookup reads each run where the prefix would be: prefixes of
+// SHA-256 hashes are uniform, so the chunk is guessed from the prefix's
+// value and the guess narrowed, a few page reads a run. Only a prefix match
 // reads the stored leaf hash to confirm.
 //
 // # Caveats
 //
 // Indices are limited to 2^40 (the dedup entries store five bytes). The
 // database must not be opened with NoSync, or Append's durability promise
-// is void. Reopening rebuilds the in-memory dedup state from the runs,
-// reading about 13 bytes per leaf.
+// is void. A new leaf costs a lookup in every run, and a merge writes the
+// merged run in the commit that completes it, so the commit that doubles
+// the runs' size rewrites all their entries in one transaction. Reopening
+// reads the leaf hashes of fewer than 4096 leaves, the ones since the last
+// run.
 package boltlog

@@ -242,9 +242,9 @@ type state struct {
 	size  uint64
 	rng   *compact.Range
 	tails map[uint][]byte // even level -> hashes of its last, partial chunk
-	mem   map[merkle.Hash]uint64
-	runs  []run
-	bloom *bloom
+	// mem holds the leaves past the runs, fewer than runLeaves.
+	mem  map[merkle.Hash]uint64
+	runs []run // runsOf(size)
 }
 
 func (s *state) runsEnd() uint64 {
@@ -349,7 +349,8 @@ func loadState(db *bbolt.DB) (*state, error) {
 			}
 			st.tails[level] = slices.Clone(chunk)
 		}
-		if st.runs, err = b.loadRuns(); err != nil {
+		st.runs = runsOf(st.size)
+		if err := b.checkRuns(st.runs); err != nil {
 			return err
 		}
 		for i := st.runsEnd(); i < st.size; i++ {
@@ -359,25 +360,9 @@ func loadState(db *bbolt.DB) (*state, error) {
 			}
 			st.mem[h] = i
 		}
-		st.bloom, err = buildBloom(b, st.runs)
-		return err
+		return nil
 	})
 	return st, err
-}
-
-func buildBloom(b buckets, runs []run) (*bloom, error) {
-	var n uint64
-	for _, r := range runs {
-		n += r.count
-	}
-	bl := newBloom(int(2 * n))
-	c := b.dedup.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		for ; len(v) >= entrySize; v = v[entrySize:] {
-			bl.add(v[:8])
-		}
-	}
-	return bl, nil
 }
 
 // publish makes a committed state visible to Checkpoint.
@@ -610,7 +595,11 @@ func (l *Log) commit(batch []*request) error {
 					r.idx[i] = idx
 					continue
 				}
-				if idx, ok := st.lookup(b, h); ok {
+				idx, ok, err := st.lookup(b, h)
+				if err != nil {
+					return err
+				}
+				if ok {
 					r.idx[i] = idx
 					continue
 				}
@@ -656,21 +645,8 @@ func (l *Log) commit(batch []*request) error {
 		st.runs = runs
 		for h, i := range st.mem {
 			if i < st.runsEnd() {
-				st.bloom.add(h[:8])
 				delete(st.mem, h)
 			}
-		}
-	}
-	if st.bloom.full() {
-		if err := l.db.View(func(tx *bbolt.Tx) error {
-			b, err := openBuckets(tx)
-			if err != nil {
-				return err
-			}
-			st.bloom, err = buildBloom(b, st.runs)
-			return err
-		}); err != nil {
-			return fmt.Errorf("rebuild dedup filter: %w", err)
 		}
 	}
 	proved := &commitProof{start: start, size: next, nodes: nodes}
@@ -680,25 +656,25 @@ func (l *Log) commit(batch []*request) error {
 	return l.publish(st, proved)
 }
 
-// lookup finds a leaf hash among the leaves already committed.
-func (s *state) lookup(b buckets, h merkle.Hash) (uint64, bool) {
+// lookup finds a leaf hash among the leaves already committed: in
+// memory, then in each run, from the newest, since a retried append is
+// most likely a recent one.
+func (s *state) lookup(b buckets, h merkle.Hash) (uint64, bool, error) {
 	if idx, ok := s.mem[h]; ok {
-		return idx, true
-	}
-	if !s.bloom.mayContain(h[:8]) {
-		return 0, false
+		return idx, true, nil
 	}
 	var idx uint64
-	for _, r := range s.runs {
-		if b.lookupRun(r, h, func(i uint64) bool {
+	for _, r := range slices.Backward(s.runs) {
+		ok, err := b.lookupRun(r, h, func(i uint64) bool {
 			stored, err := b.storedHash(0, i)
 			idx = i
 			return err == nil && stored == h
-		}) {
-			return idx, true
+		})
+		if ok || err != nil {
+			return idx, ok, err
 		}
 	}
-	return 0, false
+	return 0, false, nil
 }
 
 // putLeaves stores leaves, the first of which gets index first, packed
@@ -808,15 +784,7 @@ func (s *state) putRuns(b buckets, size uint64, fresh map[merkle.Hash]uint64) ([
 		}
 		runs = append(runs, r)
 		for len(runs) >= 2 && runs[len(runs)-1].count == runs[len(runs)-2].count {
-			x, y := runs[len(runs)-2], runs[len(runs)-1]
-			merged := mergeEntries(b.readRun(x), b.readRun(y))
-			if err := b.deleteRun(x); err != nil {
-				return nil, err
-			}
-			if err := b.deleteRun(y); err != nil {
-				return nil, err
-			}
-			if r, err = b.writeRun(x.start, merged); err != nil {
+			if r, err = b.mergeRuns(runs[len(runs)-2], runs[len(runs)-1]); err != nil {
 				return nil, err
 			}
 			runs = append(runs[:len(runs)-2], r)

@@ -182,17 +182,21 @@ func (b buckets) lookupRun(r run, h merkle.Hash, found func(index uint64) bool) 
 
 // findChunk returns the first chunk of r whose last entry's prefix is at
 // least prefix (r.chunks() if none is): where entries with that prefix
-// start, if r has any. It returns the chunk's entries too if it read them. Leaf-hash prefixes are uniform, so it guesses the
-// chunk from where prefix lies between the bounds it knows, which lands
-// on or next to the right one; every other step halves the interval
+// start, if r has any. It returns the chunk's entries too if it read them.
+//
+// Leaf-hash prefixes are uniform, so it guesses the chunk from where prefix
+// lies between the bounds it knows: the first guess lands near the chunk,
+// and the next, between that chunk's entries and a bound, on or next to
+// it. Past the first few steps every other step halves the interval
 // instead, so that prefixes bunched on purpose cost no more than a binary
 // search.
 func (b buckets) findChunk(r run, prefix uint64) (int, []byte, error) {
+	const interpolate = 4   // steps that all guess, before bisecting starts
 	lo, hi := 0, r.chunks() // the answer is in [lo, hi]
 	below, above := uint64(0), uint64(math.MaxUint64)
 	for step := 0; lo < hi; step++ {
 		g := lo + (hi-lo)/2
-		if step%2 == 0 && above > below {
+		if (step < interpolate || step%2 == 0) && above > below {
 			f := float64(prefix-min(prefix, below)) / float64(above-below)
 			g = lo + min(int(f*float64(hi-lo)), hi-lo-1)
 		}

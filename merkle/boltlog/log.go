@@ -268,7 +268,7 @@ type state struct {
 	tails map[uint][]byte // even level -> hashes of its last, partial chunk
 	// mem holds the leaves past the runs, fewer than runLeaves.
 	mem  map[merkle.Hash]uint64
-	runs []run // runsOf(size)
+	runs []run // as stored under runsKey
 }
 
 func (s *state) runsEnd() uint64 {

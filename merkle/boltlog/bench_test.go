@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/provtrail/provtrail/merkle"
 	"go.etcd.io/bbolt"
 )
 
@@ -249,4 +250,41 @@ func BenchmarkStorage(b *testing.B) {
 	}
 	b.ReportMetric(float64(fixture.fileBytes-fixtureLeaves*leafSize)/fixtureLeaves, "bytes/leaf")
 	b.ReportMetric(float64(fixture.fileBytes)/(1<<20), "file-MiB")
+}
+
+// BenchmarkLookup measures the dedup lookup of a leaf hash the 1M-leaf log
+// does not hold, as every new leaf of an append costs the committer, and
+// of one it holds, as a retried append does.
+func BenchmarkLookup(b *testing.B) {
+	l := benchLog(b)
+	for _, held := range []bool{false, true} {
+		name := "absent"
+		if held {
+			name = "held"
+		}
+		b.Run(name, func(b *testing.B) {
+			rng := rand.New(rand.NewPCG(1, 2))
+			err := l.db.View(func(tx *bbolt.Tx) error {
+				bk, err := openBuckets(tx)
+				if err != nil {
+					return err
+				}
+				for b.Loop() {
+					var h merkle.Hash
+					if held {
+						h = merkle.LeafHash(benchLeaf(rng.Uint64N(fixtureLeaves)))
+					} else {
+						binary.BigEndian.PutUint64(h[:], rng.Uint64())
+					}
+					if _, ok, err := l.st.lookup(bk, h); err != nil || ok != held {
+						b.Fatalf("lookup: %v, %v", ok, err)
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
 }

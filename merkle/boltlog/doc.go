@@ -26,13 +26,32 @@
 // Deduplication keeps a sorted run of (8-byte leaf-hash prefix, 5-byte index)
 // per 4096 leaves, merged pairwise like a binomial heap so that at most
 // log2(n/4096) runs exist, plus an in-memory table of the leaves since the
-// last run and an in-memory Bloom filter over the runs. Only a prefix match
+// last run. The list of runs is stored with the size; memory holds only
+// their bounds. A lookup reads each run where the prefix would be: prefixes
+// of SHA-256 hashes are uniform, so the chunk is guessed from the prefix's
+// value and the guess narrowed, a few page reads a run. Only a prefix match
 // reads the stored leaf hash to confirm.
+//
+// A small merge is written in the commit that makes it due. A large one is
+// written in transactions of a bounded number of chunks, whenever no append
+// waits, under keys of its own (the top bit of the run start set, or not,
+// unlike its first run's), while lookups still read the two runs; its last
+// transaction swaps it into the run list and deletes them. A merge cut
+// short by a crash is done again from its start: the merged run is the
+// same. So no transaction holds more than a bounded amount of dedup
+// entries in memory, however long the log.
+//
+// # Storage format
+//
+// The meta bucket records the format, "boltlog/v2". A "boltlog/v1" file,
+// which had no run list (its runs followed from its size, all merged in
+// the commit that made them due), is upgraded at Open by recording that
+// list; a binary that knows only v1 refuses the file afterwards.
 //
 // # Caveats
 //
 // Indices are limited to 2^40 (the dedup entries store five bytes). The
 // database must not be opened with NoSync, or Append's durability promise
-// is void. Reopening rebuilds the in-memory dedup state from the runs,
-// reading about 13 bytes per leaf.
+// is void. A new leaf costs a lookup in every run. Reopening reads the
+// leaf hashes of the leaves since the last run, fewer than 4096.
 package boltlog

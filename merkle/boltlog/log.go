@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -53,7 +54,24 @@ type Config struct {
 	MaxGap time.Duration
 	// Logger receives errors of failed commits. Default: discard.
 	Logger *slog.Logger
+
+	// mergeInCommit bounds the entries of a merge of dedup runs done
+	// inside a commit; larger ones are done in steps of mergeStep chunks
+	// between commits. Tests set them small; the defaults are
+	// defaultMergeInCommit and defaultMergeStep.
+	mergeInCommit uint64
+	mergeStep     int
 }
+
+// A merge of dedup runs up to defaultMergeInCommit entries is done in the
+// commit that makes it due: most merges are small, and cost no commit of
+// their own. Larger ones are done in transactions of defaultMergeStep
+// chunks, between commits, so that what a transaction holds in memory
+// until it commits does not grow with the log.
+const (
+	defaultMergeInCommit = 64 * runLeaves
+	defaultMergeStep     = 256
+)
 
 // A Log is a Merkle transparency log stored in a bbolt database.
 type Log struct {
@@ -66,6 +84,9 @@ type Log struct {
 	maxWait  time.Duration
 	maxGap   time.Duration
 
+	mergeInCommit uint64
+	mergeStep     int
+
 	// closeMu guards closed and sends on queue, so Close never strands a
 	// request.
 	closeMu sync.RWMutex
@@ -74,9 +95,12 @@ type Log struct {
 	stop    chan struct{}
 	stopped chan struct{}
 
-	st      *state        // owned by the committer goroutine
-	commits atomic.Uint64 // transactions committed, for benchmarks
-	misses  atomic.Uint64 // AppendProved proofs read from storage, for tests
+	st    *state // owned by the committer goroutine, as are:
+	merge *merge // a merge of dedup runs under way
+	// mergeFailed stops merges until the next commit succeeds.
+	mergeFailed bool
+	commits     atomic.Uint64 // transactions committed, for benchmarks
+	misses      atomic.Uint64 // AppendProved proofs read from storage, for tests
 
 	pubMu   sync.Mutex
 	pubSize uint64
@@ -242,9 +266,9 @@ type state struct {
 	size  uint64
 	rng   *compact.Range
 	tails map[uint][]byte // even level -> hashes of its last, partial chunk
-	mem   map[merkle.Hash]uint64
-	runs  []run
-	bloom *bloom
+	// mem holds the leaves past the runs, fewer than runLeaves.
+	mem  map[merkle.Hash]uint64
+	runs []run // as stored under runsKey
 }
 
 func (s *state) runsEnd() uint64 {
@@ -288,6 +312,12 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.mergeInCommit == 0 {
+		cfg.mergeInCommit = defaultMergeInCommit
+	}
+	if cfg.mergeStep <= 0 {
+		cfg.mergeStep = defaultMergeStep
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -299,17 +329,19 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		return nil, fmt.Errorf("boltlog: load: %w", err)
 	}
 	l := &Log{
-		db:       cfg.DB,
-		origin:   cfg.Origin,
-		signer:   cfg.Signer,
-		log:      cfg.Logger,
-		maxBatch: cfg.MaxBatch,
-		maxWait:  cfg.MaxWait,
-		maxGap:   cfg.MaxGap,
-		queue:    make(chan *request, 1024),
-		stop:     make(chan struct{}),
-		stopped:  make(chan struct{}),
-		st:       st,
+		db:            cfg.DB,
+		origin:        cfg.Origin,
+		signer:        cfg.Signer,
+		log:           cfg.Logger,
+		maxBatch:      cfg.MaxBatch,
+		maxWait:       cfg.MaxWait,
+		maxGap:        cfg.MaxGap,
+		queue:         make(chan *request, 1024),
+		stop:          make(chan struct{}),
+		stopped:       make(chan struct{}),
+		st:            st,
+		mergeInCommit: cfg.mergeInCommit,
+		mergeStep:     cfg.mergeStep,
 	}
 	if err := l.publish(st, nil); err != nil {
 		return nil, err
@@ -349,7 +381,10 @@ func loadState(db *bbolt.DB) (*state, error) {
 			}
 			st.tails[level] = slices.Clone(chunk)
 		}
-		if st.runs, err = b.loadRuns(); err != nil {
+		if st.runs, err = b.runs(); err != nil {
+			return err
+		}
+		if err := b.checkRuns(st.runs, st.size/runLeaves*runLeaves); err != nil {
 			return err
 		}
 		for i := st.runsEnd(); i < st.size; i++ {
@@ -359,25 +394,9 @@ func loadState(db *bbolt.DB) (*state, error) {
 			}
 			st.mem[h] = i
 		}
-		st.bloom, err = buildBloom(b, st.runs)
-		return err
+		return nil
 	})
 	return st, err
-}
-
-func buildBloom(b buckets, runs []run) (*bloom, error) {
-	var n uint64
-	for _, r := range runs {
-		n += r.count
-	}
-	bl := newBloom(int(2 * n))
-	c := b.dedup.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		for ; len(v) >= entrySize; v = v[entrySize:] {
-			bl.add(v[:8])
-		}
-	}
-	return bl, nil
 }
 
 // publish makes a committed state visible to Checkpoint.
@@ -516,10 +535,8 @@ func (l *Log) commitLoop() {
 	gap.Stop()
 	concurrent := false // the previous batch coalesced several requests
 	for {
-		var first *request
-		select {
-		case first = <-l.queue:
-		case <-l.stop:
+		first, ok := l.next()
+		if !ok {
 			l.failQueued()
 			return
 		}
@@ -555,12 +572,44 @@ func (l *Log) commitLoop() {
 		err := l.commit(batch)
 		if err != nil {
 			l.log.Error("log commit failed", "leaves", n, "err", err)
+		} else {
+			l.mergeFailed = false
 		}
 		for _, r := range batch {
 			if err != nil {
 				r.idx, r.err = nil, err
 			}
 			close(r.done)
+		}
+	}
+}
+
+// next waits for the next append request, doing steps of a due merge of
+// dedup runs while none waits; false once the log is closing.
+func (l *Log) next() (*request, bool) {
+	for {
+		if l.merge == nil && !l.mergeFailed {
+			l.merge, _ = dueMerge(l.st.runs)
+		}
+		if l.merge == nil {
+			select {
+			case r := <-l.queue:
+				return r, true
+			case <-l.stop:
+				return nil, false
+			}
+		}
+		select {
+		case r := <-l.queue:
+			return r, true
+		case <-l.stop:
+			return nil, false
+		default:
+		}
+		if err := l.mergeOneStep(); err != nil {
+			l.log.Error("dedup run merge failed", "err", err)
+			// Again from its start, after the next commit.
+			l.merge, l.mergeFailed = nil, true
 		}
 	}
 }
@@ -610,7 +659,11 @@ func (l *Log) commit(batch []*request) error {
 					r.idx[i] = idx
 					continue
 				}
-				if idx, ok := st.lookup(b, h); ok {
+				idx, ok, err := st.lookup(b, h)
+				if err != nil {
+					return err
+				}
+				if ok {
 					r.idx[i] = idx
 					continue
 				}
@@ -636,8 +689,13 @@ func (l *Log) commit(batch []*request) error {
 		if err := b.meta.Put([]byte(sizeKey), u64(next)); err != nil {
 			return err
 		}
-		runs, err = st.putRuns(b, next, fresh)
-		return err
+		if runs, err = st.putRuns(b, next, fresh, l.mergeInCommit); err != nil {
+			return err
+		}
+		if st.runsEnd() != next/runLeaves*runLeaves {
+			return b.putRunList(runs)
+		}
+		return nil
 	})
 	if errors.Is(err, errNothingNew) {
 		return nil
@@ -656,21 +714,8 @@ func (l *Log) commit(batch []*request) error {
 		st.runs = runs
 		for h, i := range st.mem {
 			if i < st.runsEnd() {
-				st.bloom.add(h[:8])
 				delete(st.mem, h)
 			}
-		}
-	}
-	if st.bloom.full() {
-		if err := l.db.View(func(tx *bbolt.Tx) error {
-			b, err := openBuckets(tx)
-			if err != nil {
-				return err
-			}
-			st.bloom, err = buildBloom(b, st.runs)
-			return err
-		}); err != nil {
-			return fmt.Errorf("rebuild dedup filter: %w", err)
 		}
 	}
 	proved := &commitProof{start: start, size: next, nodes: nodes}
@@ -680,25 +725,25 @@ func (l *Log) commit(batch []*request) error {
 	return l.publish(st, proved)
 }
 
-// lookup finds a leaf hash among the leaves already committed.
-func (s *state) lookup(b buckets, h merkle.Hash) (uint64, bool) {
+// lookup finds a leaf hash among the leaves already committed: in
+// memory, then in each run, from the newest, since a retried append is
+// most likely a recent one.
+func (s *state) lookup(b buckets, h merkle.Hash) (uint64, bool, error) {
 	if idx, ok := s.mem[h]; ok {
-		return idx, true
-	}
-	if !s.bloom.mayContain(h[:8]) {
-		return 0, false
+		return idx, true, nil
 	}
 	var idx uint64
-	for _, r := range s.runs {
-		if b.lookupRun(r, h, func(i uint64) bool {
+	for _, r := range slices.Backward(s.runs) {
+		ok, err := b.lookupRun(r, h, func(i uint64) bool {
 			stored, err := b.storedHash(0, i)
 			idx = i
 			return err == nil && stored == h
-		}) {
-			return idx, true
+		})
+		if ok || err != nil {
+			return idx, ok, err
 		}
 	}
-	return 0, false
+	return 0, false, nil
 }
 
 // putLeaves stores leaves, the first of which gets index first, packed
@@ -781,9 +826,10 @@ func (s *state) putHashes(b buckets, newHashes []merkle.Hash, nodes *commitNodes
 }
 
 // putRuns writes a dedup run for every whole runLeaves span of leaves that
-// the new size completes, merging equal runs, and returns the new run list
+// the new size completes, merging the last two runs while they are equal
+// and their merge is at most mergeMax entries, and returns the new run list
 // without touching s.
-func (s *state) putRuns(b buckets, size uint64, fresh map[merkle.Hash]uint64) ([]run, error) {
+func (s *state) putRuns(b buckets, size uint64, fresh map[merkle.Hash]uint64, mergeMax uint64) ([]run, error) {
 	runs := slices.Clone(s.runs)
 	for start := s.runsEnd(); start+runLeaves <= size; start += runLeaves {
 		v := make([]byte, runLeaves*entrySize)
@@ -807,22 +853,48 @@ func (s *state) putRuns(b buckets, size uint64, fresh map[merkle.Hash]uint64) ([
 			return nil, err
 		}
 		runs = append(runs, r)
-		for len(runs) >= 2 && runs[len(runs)-1].count == runs[len(runs)-2].count {
-			x, y := runs[len(runs)-2], runs[len(runs)-1]
-			merged := mergeEntries(b.readRun(x), b.readRun(y))
-			if err := b.deleteRun(x); err != nil {
+		for len(runs) >= 2 && runs[len(runs)-1].count == runs[len(runs)-2].count && 2*r.count <= mergeMax {
+			m := newMerge(runs[len(runs)-2], runs[len(runs)-1])
+			if err := b.step(m, math.MaxInt); err != nil {
 				return nil, err
 			}
-			if err := b.deleteRun(y); err != nil {
+			if runs, err = b.finish(m, runs); err != nil {
 				return nil, err
 			}
-			if r, err = b.writeRun(x.start, merged); err != nil {
-				return nil, err
-			}
-			runs = append(runs[:len(runs)-2], r)
+			r = m.out
 		}
 	}
 	return runs, nil
+}
+
+// mergeOneStep writes one step of l.merge and, with its last, replaces the
+// merged runs by their merge in the run list.
+func (l *Log) mergeOneStep() error {
+	m, st := l.merge, l.st
+	var runs []run
+	err := l.db.Update(func(tx *bbolt.Tx) error {
+		b, err := openBuckets(tx)
+		if err != nil {
+			return err
+		}
+		if err := b.step(m, l.mergeStep); err != nil {
+			return err
+		}
+		if !m.done() {
+			return nil
+		}
+		if runs, err = b.finish(m, st.runs); err != nil {
+			return err
+		}
+		return b.putRunList(runs)
+	})
+	if err != nil {
+		return fmt.Errorf("merge dedup runs at %d and %d: %w", m.x.start, m.y.start, diagnoseFull(l.db, err))
+	}
+	if runs != nil {
+		st.runs, l.merge = runs, nil
+	}
+	return nil
 }
 
 // Leaves implements merkle.Log.

@@ -13,13 +13,15 @@ import (
 // Bucket layout, all under the top-level bucket logBucket.
 const (
 	logBucket      = "merkle-log"
-	metaBucket     = "meta"   // sizeKey -> uint64 tree size
+	metaBucket     = "meta"   // sizeKey -> uint64 tree size, runsKey -> run list
 	leafBucket     = "leaves" // uint64 first index -> (uvarint length, leaf)*, one page
 	hashBucket     = "hashes" // (level byte, uint64 chunk) -> up to chunkHashes hashes
 	dedupBucket    = "dedup"  // (uint64 run start, uint32 chunk) -> sorted dedup entries
 	sizeKey        = "size"
+	runsKey        = "runs" // the dedup runs, see encodeRuns
 	formatKey      = "format"
-	formatV1       = "boltlog/v1"
+	formatV1       = "boltlog/v1" // no run list: the runs follow from the size
+	formatV2       = "boltlog/v2"
 	chunkHashes    = 126  // 126*32 + key and headers fill one 4 KiB page
 	leafChunkBytes = 4056 // 4096 less page header, element header and key
 	runLeaves      = 4096
@@ -68,6 +70,9 @@ func openBuckets(tx *bbolt.Tx) (buckets, error) {
 	return b, nil
 }
 
+// createBuckets creates the log's buckets on first use. A boltlog/v1 file
+// becomes boltlog/v2 by recording the run list its size implies: the run
+// chunks stay where they are.
 func createBuckets(tx *bbolt.Tx) error {
 	root, err := tx.CreateBucketIfNotExists([]byte(logBucket))
 	if err != nil {
@@ -78,14 +83,23 @@ func createBuckets(tx *bbolt.Tx) error {
 			return err
 		}
 	}
-	meta := root.Bucket([]byte(metaBucket))
-	switch f := meta.Get([]byte(formatKey)); {
-	case f == nil:
-		return meta.Put([]byte(formatKey), []byte(formatV1))
-	case string(f) != formatV1:
+	b, err := openBuckets(tx)
+	if err != nil {
+		return err
+	}
+	switch f := b.meta.Get([]byte(formatKey)); {
+	case f == nil && b.size() == 0:
+	case string(f) == formatV2:
+		return nil
+	case f == nil, string(f) == formatV1:
+		// Files written before the format was recorded are v1.
+		if err := b.putRunList(runsOf(b.size())); err != nil {
+			return err
+		}
+	default:
 		return fmt.Errorf("unknown storage format %q", f)
 	}
-	return nil
+	return b.meta.Put([]byte(formatKey), []byte(formatV2))
 }
 
 func (b buckets) size() uint64 {

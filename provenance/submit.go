@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/provtrail/provtrail/merkle"
 )
@@ -44,6 +45,14 @@ func checkSubmitted(leaf []byte) (*Checked, error) {
 func (s *Service) submitChecked(ctx context.Context, checked *Checked) (Receipt, error) {
 	leaf := checked.leaf
 	e := checked.Event()
+	// The one check that reads the clock, made here and never on replay:
+	// a leaf in the log was accepted against the time it came in at, and
+	// a replay at a later time must accept it all the same. A retry of an
+	// accepted event passes it too, since its time was not ahead then.
+	if now := s.now(); e.Time.After(now.Add(MaxClockSkew)) {
+		return Receipt{}, &RuleError{Kind: e.Kind, Item: e.Item, Actor: e.Actor, NotLogged: true,
+			Err: &TimeError{Rule: ErrTimeInFuture, Time: e.Time, Bound: now.Truncate(time.Second)}}
+	}
 	defer s.locks.lock(lockKey(e))()
 
 	leafHash := checked.LeafHash()

@@ -509,7 +509,7 @@
     constructor(operator, itemId) {
       this.op = operator; // parsed pinned operator key
       this.itemId = itemId;
-      this.actors = new Map(); // id -> {role, name, revoked, keys: [{vkey, hash, from, to, revoked}]}
+      this.actors = new Map(); // id -> {role, name, revoked, keys: [{vkey, hash, from, to, revoked, enrolled}]}
       this.item = null;
       this.claims = new Set();
       this.events = [];
@@ -547,14 +547,29 @@
       const { role, vk } = await this.signerKey(e, sig.hash);
       if (vk.name !== e.actor || vk.hash !== sig.hash) fail(`the ${e.kind} event is signed by another key than the one "${e.actor}" holds here`);
       if (!(await ed25519Verify(vk, sig.sig, text))) fail(`the signature of "${e.actor}" on the ${e.kind} event is invalid`);
+      // Times (provenance.State.check): not before the enrollment of the
+      // signing key, not before the item's previous event. Both are RFC
+      // 3339 UTC to the second in one fixed layout, so they compare as
+      // strings. Whether a time is in the future is the server's check
+      // at submission only: it depends on a clock, not on the log.
+      const a = e.actor !== this.op.name && e.actor !== BUYER_ID ? this.actors.get(e.actor) : null;
+      if (a) {
+        const cur = a.keys[a.keys.length - 1];
+        if (e.time < cur.enrolled) {
+          fail(`the ${e.kind} event's time ${e.time} is before the enrollment of the signing key at ${cur.enrolled} (log index ${cur.from})`);
+        }
+      }
       const lh = await leafHash(leaf);
       const rule = this[`on_${e.kind}`];
-      if (ITEM_KINDS.includes(e.kind) && e.kind !== 'register' && e.prev !== b64encode(this.item.last)) {
-        fail(`the ${e.kind} event does not follow the item's previous event (prev chain broken)`);
+      if (ITEM_KINDS.includes(e.kind) && e.kind !== 'register') {
+        if (e.prev !== b64encode(this.item.last)) fail(`the ${e.kind} event does not follow the item's previous event (prev chain broken)`);
+        if (e.time < this.item.lastTime) {
+          fail(`the ${e.kind} event's time ${e.time} is before the item's previous event at ${this.item.lastTime} (log index ${this.item.lastIndex})`);
+        }
       }
       await rule.call(this, index, e, role);
       if (ITEM_KINDS.includes(e.kind)) {
-        this.item.last = lh;
+        Object.assign(this.item, { last: lh, lastTime: e.time, lastIndex: index });
         this.events.push({ index: Number(index), kind: e.kind, actor: e.actor, role, time: e.time,
           place: e.place || '', leafHash: b64encode(lh), name: this.actors.get(e.actor)?.name || '' });
       }
@@ -569,7 +584,7 @@
       if (old && !old.revoked) fail(`"${sub.id}" is enrolled already`);
       if (old && old.keys.some((w) => w.vkey === sub.key)) fail(`"${sub.id}" is re-enrolled with an old key`);
       const keys = old ? old.keys.slice() : [];
-      keys.push({ vkey: sub.key, hash: vk.hash, from: index, to: 0n, revoked: false });
+      keys.push({ vkey: sub.key, hash: vk.hash, from: index, to: 0n, revoked: false, enrolled: e.time });
       this.actors.set(sub.id, { role: sub.role, name: sub.name, revoked: false, keys });
     }
 
@@ -584,7 +599,7 @@
     on_register(index, e) {
       if (this.item) fail(`${e.item} is registered twice`);
       this.item = { custodian: e.actor, status: 'in custody', pending: null, dispute: null,
-        parties: new Set([e.actor]), buyerKey: '', product: e.register.product, last: null };
+        parties: new Set([e.actor]), buyerKey: '', product: e.register.product, last: null, lastTime: '', lastIndex: 0n };
     }
 
     on_handoff(index, e) {

@@ -61,6 +61,8 @@ var vectorWant = map[string]error{
 	"fail_noncanonical_leaf_base64.bundle.json":    ErrMalformedBundle,
 	"fail_key_order.bundle.json":                   ErrMalformedBundle,
 	"fail_unknown_field.bundle.json":               ErrMalformedBundle,
+	"fail_time_before_previous.bundle.json":        ErrTimeBeforePrevious,
+	"fail_time_before_enrollment.bundle.json":      ErrTimeBeforeEnrollment,
 }
 
 // vectorKey returns the signed-note key named name whose Ed25519 seed is
@@ -199,6 +201,32 @@ func vectors(t testing.TB) map[string][]byte {
 	v["fail_unknown_field.bundle.json"] = replaceOnce(t, good, "  \"format\": \"provtrail-bundle/v1\",\n",
 		"  \"format\": \"provtrail-bundle/v1\",\n  \"comment\": \"unknown field\",\n")
 	v["fail_noncanonical_leaf_base64.bundle.json"] = noncanonicalLeaf(t, good)
+
+	// Times the rules refuse, in logs that hold them: swift's receive a
+	// second before acme's handoff, and acme's register a second before
+	// acme's enrollment (a bundle of the two alone: no event relies on
+	// swift).
+	handoff, err := ParseEvent(f.leaves[3])
+	if err != nil {
+		t.Fatal(err)
+	}
+	early, err := Sign(Event{Kind: KindReceive, Actor: "swift", Time: handoff.Time.Add(-time.Second), Place: "Hong Kong",
+		Item: itemX, Prev: merkle.LeafHash(f.leaves[3]), Receive: &Receive{By: "swift"}}, f.keys["swift"].signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v["fail_time_before_previous.bundle.json"] = withLeaf4(early)
+	enrollment, err := ParseEvent(enroll)
+	if err != nil {
+		t.Fatal(err)
+	}
+	earlyRegister, err := Sign(Event{Kind: KindRegister, Actor: "acme", Time: enrollment.Time.Add(-time.Second), Place: "Shenzhen",
+		Item: itemX, Register: &Register{Product: "Handbag <Classic>", Lot: "L-2026/03"}}, f.keys["acme"].signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v["fail_time_before_enrollment.bundle.json"] = vectorBundle(t, trust, logKey,
+		[][]byte{enroll, f.leaves[1], earlyRegister}, []int{0, 2})
 	return v
 }
 

@@ -54,6 +54,7 @@ func TestPostEventTimes(t *testing.T) {
 			if resp.StatusCode != http.StatusUnprocessableEntity || ae.Error.Code != tc.code {
 				t.Errorf("%d %+v, want 422 %s", resp.StatusCode, ae, tc.code)
 			}
+			t.Logf("%d %s", resp.StatusCode, ae.Error.Message)
 			for _, s := range tc.says {
 				if !strings.Contains(ae.Error.Message, s) {
 					t.Errorf("message %q does not say %q", ae.Error.Message, s)

@@ -461,13 +461,68 @@
     return { event: e, text: n.text, sig };
   }
 
-  // checkEvent checks the event fields the custody rules rely on.
+  // textReason says why s is not acceptable one-line free text of at most
+  // max bytes, or '': provenance's textReason, word for word. No control
+  // characters (C0, C1, line and paragraph separators), no bidi
+  // embeddings, overrides or isolates, no zero-width characters (they let
+  // text display as something else), no U+FFFD, no white space at either
+  // end. Characters are named as U+XXXX, at their UTF-8 byte offset.
+  function textReason(s, max) {
+    if (typeof s !== 'string') return 'is not text';
+    const n = utf8.encode(s).length;
+    if (n > max) return `has ${n} bytes, at most ${max}`;
+    let at = 0;
+    for (const ch of s) {
+      const r = ch.codePointAt(0);
+      const u = `U+${r.toString(16).toUpperCase().padStart(4, '0')}`;
+      if (r === 0xfffd || (r >= 0xd800 && r <= 0xdfff)) return `invalid UTF-8 or U+FFFD at byte ${at}`;
+      if (r < 0x20 || r === 0x7f || (r >= 0x80 && r < 0xa0) || r === 0x2028 || r === 0x2029) return `control character ${u} at byte ${at}`;
+      if ((r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069)) return `bidi control character ${u} at byte ${at} (it reorders how text displays)`;
+      if ((r >= 0x200b && r <= 0x200d) || r === 0x2060 || r === 0xfeff) return `zero-width character ${u} at byte ${at} (invisible)`;
+      at += utf8.encode(ch).length;
+    }
+    if (s.trim() !== s) return 'starts or ends with white space';
+    return '';
+  }
+
+  // checkText fails unless the free-text field holds acceptable text
+  // (provenance's checkPayload): required fields are not empty.
+  function checkText(field, s, max, required) {
+    if (s === undefined && !required) return;
+    if (required && s === '') fail(`${field}: is empty`);
+    const reason = textReason(s, max);
+    if (reason) fail(`${field}: ${reason}`);
+  }
+
+  // Limits on free-text fields, in bytes (provenance's MaxPlaceLen, ...).
+  const MAX_PLACE = 64;
+  const MAX_NAME = 100;
+  const MAX_PRODUCT = 200;
+  const MAX_TEXT = 500;
+
+  // checkEvent checks the event fields the custody rules rely on, and
+  // every free-text field.
   function checkEvent(e) {
     if (!ALL_KINDS.includes(e.kind)) fail(`unknown event kind "${e.kind}"`);
     if (!actorIdValid(e.actor)) fail(`"${e.actor}" is not a valid actor id`);
     if (!TIME_RE.test(e.time)) fail('the event time is not RFC 3339 UTC');
+    checkText('place', e.place, MAX_PLACE, false);
     for (const k of ALL_KINDS) {
       if ((e[k] !== undefined) !== (k === e.kind)) fail(`a ${e.kind} event with a ${k} payload missing or extra`);
+    }
+    switch (e.kind) {
+      case 'enroll': checkText('enroll.name', e.enroll.name, MAX_NAME, true); break;
+      case 'revoke': checkText('revoke.reason', e.revoke.reason, MAX_TEXT, true); break;
+      case 'register':
+        checkText('register.product', e.register.product, MAX_PRODUCT, true);
+        // A lot is GS1 AI 10: at most 20 characters of GS1 set 82.
+        if (e.register.lot !== undefined && !/^[!"%&'()*+,\-./0-9:;<=>?A-Z_a-z]{0,20}$/.test(e.register.lot)) {
+          fail('register.lot: not at most 20 characters of GS1 AI 10');
+        }
+        checkText('register.description', e.register.description, MAX_TEXT, false);
+        break;
+      case 'dispute': checkText('dispute.reason', e.dispute.reason, MAX_TEXT, true); break;
+      case 'ruling': checkText('ruling.decision', e.ruling.decision, MAX_TEXT, true); break;
     }
     const itemEvent = ITEM_KINDS.includes(e.kind);
     if (itemEvent && !itemValid(e.item)) fail(`"${e.item}" is not a valid item id`);
@@ -900,7 +955,7 @@
   window.provtrailVerifyLib = Object.freeze({
     parseVerifierKey, parseNote, parseProof, verifyInclusion, verifyCheckpoint, parseEvent,
     canonicalJSON, goString, leafHash, keyHash, b64encode, b64decode, itemValid,
-    parsePolicy, verifyPolicy,
+    parsePolicy, verifyPolicy, textReason,
   });
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);
   else init();

@@ -63,6 +63,10 @@ var vectorWant = map[string]error{
 	"fail_unknown_field.bundle.json":               ErrMalformedBundle,
 	"fail_time_before_previous.bundle.json":        ErrTimeBeforePrevious,
 	"fail_time_before_enrollment.bundle.json":      ErrTimeBeforeEnrollment,
+	"fail_bidi_override.event":                     ErrMalformedEvent,
+	"fail_zero_width.event":                        ErrMalformedEvent,
+	"fail_newline.event":                           ErrMalformedEvent,
+	"fail_bidi_text.bundle.json":                   ErrMalformedEvent,
 }
 
 // vectorKey returns the signed-note key named name whose Ed25519 seed is
@@ -227,6 +231,20 @@ func vectors(t testing.TB) map[string][]byte {
 	}
 	v["fail_time_before_enrollment.bundle.json"] = vectorBundle(t, trust, logKey,
 		[][]byte{enroll, f.leaves[1], earlyRegister}, []int{0, 2})
+
+	// Text the rules refuse, in canonical JSON signed by the actor: a
+	// right-to-left override in the product, a zero-width space in the
+	// place, a newline in the description; and a bundle whose register
+	// wraps its product in a bidi isolate.
+	registerWith := func(r Register, place string) Event {
+		return Event{Kind: KindRegister, Actor: "acme", Time: enrollment.Time.Add(2 * time.Minute), Place: place, Item: itemX, Register: &r}
+	}
+	acme := f.keys["acme"]
+	v["fail_bidi_override.event"] = withText(t, registerWith(Register{Product: "PLACEHOLDER"}, "Shenzhen"), acme, "Handbag \u202eCBA")
+	v["fail_zero_width.event"] = withText(t, registerWith(Register{Product: "Handbag"}, "PLACEHOLDER"), acme, "Shen\u200bzhen")
+	v["fail_newline.event"] = withText(t, registerWith(Register{Product: "Handbag", Description: "PLACEHOLDER"}, "Shenzhen"), acme, "Tan leather.\nMade in Shenzhen.")
+	bidiRegister := withText(t, registerWith(Register{Product: "PLACEHOLDER"}, "Shenzhen"), acme, "Handbag \u2067Classic\u2069")
+	v["fail_bidi_text.bundle.json"] = vectorBundle(t, trust, logKey, [][]byte{enroll, f.leaves[1], bidiRegister}, []int{0, 2})
 	return v
 }
 

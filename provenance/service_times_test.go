@@ -1,12 +1,16 @@
 package provenance_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/provtrail/provtrail/provenance"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // A testClock is a Service's clock a test sets.
@@ -137,4 +141,68 @@ func TestReplayAcceptsEventsAheadOfItsClock(t *testing.T) {
 	if err != nil || v.State.Status != provenance.StatusInTransit || !v.State.LastTime.Equal(edge) {
 		t.Fatalf("item after the rebuild: %+v, %v", v.State, err)
 	}
+}
+
+// signText signs e, whose fields hold "PLACEHOLDER", with the placeholder
+// replaced by text and the JSON kept canonical, as a signer that skips
+// Sign's checks would.
+func signText(t testing.TB, e provenance.Event, kp keyPair, text string) []byte {
+	t.Helper()
+	leaf, err := provenance.Sign(e, kp.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := json.Marshal(text) // escapes <, > and & too, which the fields below do not hold
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := string(leaf[:bytes.LastIndex(leaf, []byte("\n\n"))+1])
+	body = strings.Replace(body, "PLACEHOLDER", string(q[1:len(q)-1]), 1)
+	out, err := note.Sign(&note.Note{Text: body}, kp.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestServiceTextRules submits events whose free text holds a bidi
+// override, a zero-width space or a newline: each is refused as a
+// malformed event naming the field and the character, and nothing is
+// appended. Mixed Chinese, Arabic and English is accepted.
+func TestServiceTextRules(t *testing.T) {
+	w := newWorld(t)
+	w.ok(w.enroll("acme", provenance.RoleManufacturer))
+	register := func(product, place string) provenance.Event {
+		w.clock = w.clock.Add(time.Minute)
+		return provenance.Event{Kind: provenance.KindRegister, Actor: "acme", Time: w.clock, Item: w.newItem(), Place: place,
+			Register: &provenance.Register{Product: product}}
+	}
+	for _, tc := range []struct {
+		name, text, field, char string
+		event                   provenance.Event
+		signer                  keyPair
+	}{
+		{"override in a product", "Bag \u202eCBA", "register.product", "U+202E", register("PLACEHOLDER", ""), w.key("acme")},
+		{"isolate in a place", "\u2067Shenzhen\u2069", "place", "U+2067", register("Bag", "PLACEHOLDER"), w.key("acme")},
+		{"zero-width space in a name", "Acme\u200bLeather", "enroll.name", "U+200B", provenance.Event{Kind: provenance.KindEnroll,
+			Actor: provenance.OperatorID, Time: w.clock, Enroll: &provenance.Actor{ID: "acme2", Role: provenance.RoleCourier, Name: "PLACEHOLDER", Key: w.key("acme2").vkey}}, w.op},
+		{"newline in a product", "Bag\nSecond line", "register.product", "U+000A", register("PLACEHOLDER", ""), w.key("acme")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := w.size()
+			_, err := w.svc.Submit(t.Context(), signText(t, tc.event, tc.signer, tc.text))
+			var ee *provenance.EventError
+			if !errors.As(err, &ee) || ee.Field != tc.field || !strings.Contains(err.Error(), tc.char) {
+				t.Fatalf("got %v, want a malformed %s naming %s", err, tc.field, tc.char)
+			}
+			var re *provenance.RuleError
+			if !errors.As(err, &re) || !re.NotLogged {
+				t.Errorf("refusal %v: want a RuleError, not logged", err)
+			}
+			if after := w.size(); after != before {
+				t.Fatalf("log grew from %d to %d", before, after)
+			}
+		})
+	}
+	w.ok(signText(t, register("PLACEHOLDER", "迪拜 Dubai دبي"), w.key("acme"), "手袋 حقيبة Handbag"))
 }

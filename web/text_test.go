@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/PuerkitoBio/goquery"
+	"github.com/provtrail/provtrail/provenance"
 )
 
 // TestPostEventText posts events whose free text holds characters the
@@ -59,4 +62,41 @@ func TestPostEventText(t *testing.T) {
 	}
 	// Chinese, Arabic and English mixed, with no control characters: fine.
 	e.ok(register("T7", "手袋 حقيبة Handbag", "迪拜 Dubai دبي"))
+}
+
+// TestHistoryPageIsolatesText serves the history page of an item whose
+// names, product and places mix Arabic, Chinese and English: each shows in
+// a <bdi>, the verdict sentence's name too, so none reorders its line.
+func TestHistoryPageIsolatesText(t *testing.T) {
+	e := newEnv(t, false)
+	const (
+		maker   = "شركة الجلود Leather 皮具"
+		courier = "شحن سريع Express 快递"
+		product = "حقيبة يد Handbag 手袋"
+		place   = "دبي Dubai 迪拜"
+	)
+	id := mustItem(t, gtin, "BIDI1")
+	e.enroll("maker", provenance.RoleManufacturer, maker)
+	e.enroll("courier", provenance.RoleCourier, courier)
+	e.ok(e.registerLeaf("maker", id, product, place))
+	e.ok(e.handoffLeaf("maker", id, provenance.Handoff{To: "courier"}))
+	e.ok(e.receiveLeaf("courier", id, place))
+
+	for _, lang := range []string{"en", "zh"} {
+		resp, body := e.get(id.DigitalLink("") + "?lang=" + lang)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		d := doc(t, body)
+		isolated := map[string]int{}
+		d.Find("bdi").Each(func(_ int, s *goquery.Selection) { isolated[s.Text()]++ })
+		for _, s := range []string{maker, courier, product, place} {
+			if isolated[s] == 0 {
+				t.Errorf("%s: %q is in no <bdi>", lang, s)
+			}
+		}
+		if got := d.Find(`[data-testid="verdict"] .verdict-text bdi`).Text(); got != courier {
+			t.Errorf("%s: the verdict isolates %q, want the custodian %q", lang, got, courier)
+		}
+	}
 }

@@ -95,7 +95,16 @@ func TestServiceTimeRules(t *testing.T) {
 
 	// The clock catches up: the receive may come now.
 	clock.set(now.Add(provenance.MaxClockSkew))
-	w.ok(w.signAt(now.Add(provenance.MaxClockSkew), func() []byte { return w.receive("swift", item) }))
+	receive := w.signAt(now.Add(2*provenance.MaxClockSkew), func() []byte { return w.receive("swift", item) })
+	first := w.ok(receive)
+	// A retry of it is a duplicate even where the clock is behind it (a
+	// replica whose clock is slow, a clock set back): nothing is appended.
+	clock.set(now.Add(-time.Hour))
+	before := w.size()
+	r, err := w.svc.Submit(t.Context(), receive)
+	if err != nil || !r.Duplicate || r.Index != first.Index || w.size() != before {
+		t.Fatalf("retry with the clock an hour behind: %+v, %v; want a duplicate of %d", r, err, first.Index)
+	}
 }
 
 // TestReplayAcceptsEventsAheadOfItsClock checks replay determinism at the

@@ -2,8 +2,9 @@
 // (docs/bundle.md) entirely in the browser, against the keys pinned on the
 // page, with WebCrypto (SHA-256 and Ed25519). Nothing the server says is
 // trusted beyond those pinned keys: the bundle is fetched as plain bytes and
-// every signature, inclusion proof, prev link and custody rule is checked
-// here, the same checks provenance.VerifyBundle makes in Go.
+// every signature, inclusion proof, prev link, order of event times, free
+// text field and custody rule is checked here, the same checks
+// provenance.VerifyBundle makes in Go.
 //
 // DOM contract (the history page, server-rendered, works without this file):
 //   [data-testid=verify]         data-bundle-url, data-origin, data-log-key,

@@ -335,11 +335,17 @@
   };
   const value = (form, ...names) => (field(form, ...names)?.value || '').trim();
   // text is a free-text field (reason, product, place): line breaks and
-  // other white space runs become one space, and other control characters
-  // are refused, as the server refuses them in event text.
+  // other white space runs become one space, and what the server refuses
+  // in event text (control characters, bidi controls, zero-width
+  // characters) is refused here, before anything is signed, naming the
+  // character as the server would.
   const text = (form, name) => {
     const v = value(form, name).replace(/\s+/g, ' ');
-    if (/[\u0000-\u001f\u007f-\u009f\ufffd]/.test(v)) throw new Error(`${name} contains a control character`);
+    const bad = v.match(/[\u0000-\u001f\u007f-\u009f\ufffd\u202a-\u202e\u2066-\u2069\u200b-\u200d\u2060\ufeff]/);
+    if (bad) {
+      const u = `U+${bad[0].codePointAt(0).toString(16).toUpperCase().padStart(4, '0')}`;
+      throw new Error(`${name} contains the character ${u}, which event text may not hold`);
+    }
     return v;
   };
 

@@ -218,6 +218,21 @@ func TestSign(t *testing.T) {
 		}
 	})
 
+	// What the server refuses in event text is refused before signing,
+	// naming the character: nothing is posted.
+	t.Run("dispute-refused-text", func(t *testing.T) {
+		for typed, char := range map[string]string{"Seal \u202ebroken": "U+202E", "Seal\u200bbroken": "U+200B", "\u2066Seal\u2069": "U+2066"} {
+			var ok, text string
+			if err := chromedp.Run(ctx, fillAndSubmit("dispute-form", map[string]string{"reason": typed}),
+				outcome("dispute-form", "dispute-result", &ok, &text)); err != nil {
+				t.Fatal(err)
+			}
+			if posted := es.take(); ok != "false" || len(posted) != 0 || !strings.Contains(text, char) {
+				t.Errorf("reason %+q: data-ok %q, %d posted, result %q; want refused naming %s", typed, ok, len(posted), text, char)
+			}
+		}
+	})
+
 	t.Run("buyer-claim-receive", func(t *testing.T) {
 		leaf, _ := submit(t, "claim-form", "claim-result", map[string]string{"claim": " " + strings.ToLower(claimCode) + " "})
 		e, err := provenance.ParseEvent(leaf)

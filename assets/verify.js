@@ -2,8 +2,9 @@
 // (docs/bundle.md) entirely in the browser, against the keys pinned on the
 // page, with WebCrypto (SHA-256 and Ed25519). Nothing the server says is
 // trusted beyond those pinned keys: the bundle is fetched as plain bytes and
-// every signature, inclusion proof, prev link and custody rule is checked
-// here, the same checks provenance.VerifyBundle makes in Go.
+// every signature, inclusion proof, prev link, order of event times, free
+// text field and custody rule is checked here, the same checks
+// provenance.VerifyBundle makes in Go.
 //
 // DOM contract (the history page, server-rendered, works without this file):
 //   [data-testid=verify]         data-bundle-url, data-origin, data-log-key,
@@ -461,13 +462,68 @@
     return { event: e, text: n.text, sig };
   }
 
-  // checkEvent checks the event fields the custody rules rely on.
+  // textReason says why s is not acceptable one-line free text of at most
+  // max bytes, or '': provenance's textReason, word for word. No control
+  // characters (C0, C1, line and paragraph separators), no bidi
+  // embeddings, overrides or isolates, no zero-width characters (they let
+  // text display as something else), no U+FFFD, no white space at either
+  // end. Characters are named as U+XXXX, at their UTF-8 byte offset.
+  function textReason(s, max) {
+    if (typeof s !== 'string') return 'is not text';
+    const n = utf8.encode(s).length;
+    if (n > max) return `has ${n} bytes, at most ${max}`;
+    let at = 0;
+    for (const ch of s) {
+      const r = ch.codePointAt(0);
+      const u = `U+${r.toString(16).toUpperCase().padStart(4, '0')}`;
+      if (r === 0xfffd || (r >= 0xd800 && r <= 0xdfff)) return `invalid UTF-8 or U+FFFD at byte ${at}`;
+      if (r < 0x20 || r === 0x7f || (r >= 0x80 && r < 0xa0) || r === 0x2028 || r === 0x2029) return `control character ${u} at byte ${at}`;
+      if ((r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069)) return `bidi control character ${u} at byte ${at} (it reorders how text displays)`;
+      if ((r >= 0x200b && r <= 0x200d) || r === 0x2060 || r === 0xfeff) return `zero-width character ${u} at byte ${at} (invisible)`;
+      at += utf8.encode(ch).length;
+    }
+    if (s.trim() !== s) return 'starts or ends with white space';
+    return '';
+  }
+
+  // checkText fails unless the free-text field holds acceptable text
+  // (provenance's checkPayload): required fields are not empty.
+  function checkText(field, s, max, required) {
+    if (s === undefined && !required) return;
+    if (required && s === '') fail(`${field}: is empty`);
+    const reason = textReason(s, max);
+    if (reason) fail(`${field}: ${reason}`);
+  }
+
+  // Limits on free-text fields, in bytes (provenance's MaxPlaceLen, ...).
+  const MAX_PLACE = 64;
+  const MAX_NAME = 100;
+  const MAX_PRODUCT = 200;
+  const MAX_TEXT = 500;
+
+  // checkEvent checks the event fields the custody rules rely on, and
+  // every free-text field.
   function checkEvent(e) {
     if (!ALL_KINDS.includes(e.kind)) fail(`unknown event kind "${e.kind}"`);
     if (!actorIdValid(e.actor)) fail(`"${e.actor}" is not a valid actor id`);
     if (!TIME_RE.test(e.time)) fail('the event time is not RFC 3339 UTC');
+    checkText('place', e.place, MAX_PLACE, false);
     for (const k of ALL_KINDS) {
       if ((e[k] !== undefined) !== (k === e.kind)) fail(`a ${e.kind} event with a ${k} payload missing or extra`);
+    }
+    switch (e.kind) {
+      case 'enroll': checkText('enroll.name', e.enroll.name, MAX_NAME, true); break;
+      case 'revoke': checkText('revoke.reason', e.revoke.reason, MAX_TEXT, true); break;
+      case 'register':
+        checkText('register.product', e.register.product, MAX_PRODUCT, true);
+        // A lot is GS1 AI 10: at most 20 characters of GS1 set 82.
+        if (e.register.lot !== undefined && !/^[!"%&'()*+,\-./0-9:;<=>?A-Z_a-z]{0,20}$/.test(e.register.lot)) {
+          fail('register.lot: not at most 20 characters of GS1 AI 10');
+        }
+        checkText('register.description', e.register.description, MAX_TEXT, false);
+        break;
+      case 'dispute': checkText('dispute.reason', e.dispute.reason, MAX_TEXT, true); break;
+      case 'ruling': checkText('ruling.decision', e.ruling.decision, MAX_TEXT, true); break;
     }
     const itemEvent = ITEM_KINDS.includes(e.kind);
     if (itemEvent && !itemValid(e.item)) fail(`"${e.item}" is not a valid item id`);
@@ -509,7 +565,7 @@
     constructor(operator, itemId) {
       this.op = operator; // parsed pinned operator key
       this.itemId = itemId;
-      this.actors = new Map(); // id -> {role, name, revoked, keys: [{vkey, hash, from, to, revoked}]}
+      this.actors = new Map(); // id -> {role, name, revoked, keys: [{vkey, hash, from, to, revoked, enrolled}]}
       this.item = null;
       this.claims = new Set();
       this.events = [];
@@ -547,14 +603,29 @@
       const { role, vk } = await this.signerKey(e, sig.hash);
       if (vk.name !== e.actor || vk.hash !== sig.hash) fail(`the ${e.kind} event is signed by another key than the one "${e.actor}" holds here`);
       if (!(await ed25519Verify(vk, sig.sig, text))) fail(`the signature of "${e.actor}" on the ${e.kind} event is invalid`);
+      // Times (provenance.State.check): not before the enrollment of the
+      // signing key, not before the item's previous event. Both are RFC
+      // 3339 UTC to the second in one fixed layout, so they compare as
+      // strings. Whether a time is in the future is the server's check
+      // at submission only: it depends on a clock, not on the log.
+      const a = e.actor !== this.op.name && e.actor !== BUYER_ID ? this.actors.get(e.actor) : null;
+      if (a) {
+        const cur = a.keys[a.keys.length - 1];
+        if (e.time < cur.enrolled) {
+          fail(`the ${e.kind} event's time ${e.time} is before the enrollment of the signing key at ${cur.enrolled} (log index ${cur.from})`);
+        }
+      }
       const lh = await leafHash(leaf);
       const rule = this[`on_${e.kind}`];
-      if (ITEM_KINDS.includes(e.kind) && e.kind !== 'register' && e.prev !== b64encode(this.item.last)) {
-        fail(`the ${e.kind} event does not follow the item's previous event (prev chain broken)`);
+      if (ITEM_KINDS.includes(e.kind) && e.kind !== 'register') {
+        if (e.prev !== b64encode(this.item.last)) fail(`the ${e.kind} event does not follow the item's previous event (prev chain broken)`);
+        if (e.time < this.item.lastTime) {
+          fail(`the ${e.kind} event's time ${e.time} is before the item's previous event at ${this.item.lastTime} (log index ${this.item.lastIndex})`);
+        }
       }
       await rule.call(this, index, e, role);
       if (ITEM_KINDS.includes(e.kind)) {
-        this.item.last = lh;
+        Object.assign(this.item, { last: lh, lastTime: e.time, lastIndex: index });
         this.events.push({ index: Number(index), kind: e.kind, actor: e.actor, role, time: e.time,
           place: e.place || '', leafHash: b64encode(lh), name: this.actors.get(e.actor)?.name || '' });
       }
@@ -569,7 +640,7 @@
       if (old && !old.revoked) fail(`"${sub.id}" is enrolled already`);
       if (old && old.keys.some((w) => w.vkey === sub.key)) fail(`"${sub.id}" is re-enrolled with an old key`);
       const keys = old ? old.keys.slice() : [];
-      keys.push({ vkey: sub.key, hash: vk.hash, from: index, to: 0n, revoked: false });
+      keys.push({ vkey: sub.key, hash: vk.hash, from: index, to: 0n, revoked: false, enrolled: e.time });
       this.actors.set(sub.id, { role: sub.role, name: sub.name, revoked: false, keys });
     }
 
@@ -584,7 +655,7 @@
     on_register(index, e) {
       if (this.item) fail(`${e.item} is registered twice`);
       this.item = { custodian: e.actor, status: 'in custody', pending: null, dispute: null,
-        parties: new Set([e.actor]), buyerKey: '', product: e.register.product, last: null };
+        parties: new Set([e.actor]), buyerKey: '', product: e.register.product, last: null, lastTime: '', lastIndex: 0n };
     }
 
     on_handoff(index, e) {
@@ -885,7 +956,7 @@
   window.provtrailVerifyLib = Object.freeze({
     parseVerifierKey, parseNote, parseProof, verifyInclusion, verifyCheckpoint, parseEvent,
     canonicalJSON, goString, leafHash, keyHash, b64encode, b64decode, itemValid,
-    parsePolicy, verifyPolicy,
+    parsePolicy, verifyPolicy, textReason,
   });
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);
   else init();

@@ -260,8 +260,8 @@ func TestVerifyAPI(t *testing.T) {
 	}
 }
 
-// vectorReasons are what verify.js must say for some of the fail_ bundle
-// vectors in provenance/testdata.
+// vectorReasons are what verify.js must say for each fail_ bundle vector
+// in provenance/testdata.
 var vectorReasons = map[string]string{
 	"fail_noncanonical_sig.bundle.json":            "the event: signature base64 is not canonical",
 	"fail_noncanonical_checkpoint_sig.bundle.json": "the checkpoint: signature base64 is not canonical",
@@ -274,6 +274,18 @@ var vectorReasons = map[string]string{
 	"fail_checkpoint_wrong_key.bundle.json":        "not signed by the pinned log key",
 	"fail_key_order.bundle.json":                   "canonical form",
 	"fail_unknown_field.bundle.json":               "canonical form",
+	"fail_time_before_previous.bundle.json":        "is before the item's previous event at 2026-03-01T09:04:00Z",
+	"fail_time_before_enrollment.bundle.json":      "is before the enrollment of the signing key at 2026-03-01T09:01:00Z",
+	"fail_bidi_text.bundle.json":                   "register.product: bidi control character U+2067 at byte 8",
+}
+
+// eventReasons are what verify.js's parseEvent must say for some of the
+// fail_ event vectors in provenance/testdata: the field and the character.
+var eventReasons = map[string]string{
+	"fail_noncanonical_sig.event": "signature base64 is not canonical",
+	"fail_bidi_override.event":    "register.product: bidi control character U+202E at byte 8",
+	"fail_zero_width.event":       "place: zero-width character U+200B at byte 4",
+	"fail_newline.event":          "register.description: control character U+000A at byte 12",
 }
 
 // TestVerifyVectors runs the in-browser verifier on every good_ and fail_
@@ -314,7 +326,11 @@ func TestVerifyVectors(t *testing.T) {
 			if res.OK != (goErr == nil) {
 				t.Fatalf("verify.js ok = %v (%s), Go: %v", res.OK, res.Error, goErr)
 			}
-			if want := vectorReasons[name]; !res.OK && !strings.Contains(res.Error, want) {
+			want, ok := vectorReasons[name]
+			if !ok && !res.OK {
+				t.Errorf("vectorReasons says nothing of %s", name)
+			}
+			if !res.OK && !strings.Contains(res.Error, want) {
 				t.Errorf("verify.js says %q, want %q", res.Error, want)
 			}
 		})
@@ -356,8 +372,8 @@ func TestParseEventVectors(t *testing.T) {
 			if (jsErr == "") != (goErr == nil) {
 				t.Fatalf("verify.js parseEvent: %q; Go ParseEvent: %v", jsErr, goErr)
 			}
-			if name == "fail_noncanonical_sig.event" && !strings.Contains(jsErr, "signature base64 is not canonical") {
-				t.Errorf("verify.js says %q, want it to say the signature base64 is not canonical", jsErr)
+			if want, ok := eventReasons[name]; ok && !strings.Contains(jsErr, want) {
+				t.Errorf("verify.js says %q, want it to say %q", jsErr, want)
 			}
 		})
 	}

@@ -95,9 +95,20 @@ func parseKey(vkey, name string) (note.Verifier, string) {
 	return v, ""
 }
 
-// validText reports why s is not acceptable text for an event field of at
-// most max bytes: it must be valid UTF-8, with no control characters and no
+// textReason reports why s is not acceptable text for a one-line free-text
+// event field of at most max bytes, or "". It must be valid UTF-8 with no
 // U+FFFD (the mark of a decoding error), and not start or end with spaces.
+// It may hold none of the characters that would let text misrepresent
+// itself on a page, where it is shown next to other actors' text:
+//
+//   - control characters, C0 and C1 (newlines and tabs included: every
+//     field is one line) and the line and paragraph separators;
+//   - bidi embeddings, overrides and isolates (U+202A to U+202E, U+2066
+//     to U+2069), which reorder how the text around them displays;
+//   - zero-width characters (U+200B to U+200D, U+2060, U+FEFF), which
+//     make two different names look alike.
+//
+// The reason names the character as U+XXXX and its byte offset.
 func textReason(s string, max int) string {
 	if len(s) > max {
 		return fmt.Sprintf("has %d bytes, at most %d", len(s), max)
@@ -108,6 +119,10 @@ func textReason(s string, max int) string {
 			return fmt.Sprintf("invalid UTF-8 or U+FFFD at byte %d", i)
 		case r < 0x20 || r == 0x7f || 0x80 <= r && r < 0xa0 || r == '\u2028' || r == '\u2029':
 			return fmt.Sprintf("control character %U at byte %d", r, i)
+		case '\u202A' <= r && r <= '\u202E' || '\u2066' <= r && r <= '\u2069':
+			return fmt.Sprintf("bidi control character %U at byte %d (it reorders how text displays)", r, i)
+		case '\u200B' <= r && r <= '\u200D' || r == '\u2060' || r == '\uFEFF':
+			return fmt.Sprintf("zero-width character %U at byte %d (invisible)", r, i)
 		}
 	}
 	if strings.TrimSpace(s) != s {

@@ -147,7 +147,10 @@ func BuildBundle(keys Trust, item ItemID, checkpoint []byte, entries []BundleEnt
 // replays the entries through State.Apply, which checks every signature
 // against the key valid at that log position (the operator's pinned key
 // for enrollments, revocations and rulings), the prev chain from the
-// register event to the last, and the custody rules.
+// register event to the last, the order of event times (none before the
+// item's previous event or the signing key's enrollment), and the custody
+// rules. It does not check whether a time was in the future when the event
+// was submitted: that depends on the clock then, which the server checked.
 //
 // See docs/bundle.md for the format and what a bundle does not prove.
 func VerifyBundle(bundle []byte, trust Trust) (History, error) {

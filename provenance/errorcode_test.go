@@ -18,6 +18,7 @@ func TestErrorCodes(t *testing.T) {
 		provenance.ErrKeyNotValid, provenance.ErrBadClaim, provenance.ErrNotParty, provenance.ErrStalePrev,
 		provenance.ErrAlreadyRegistered, provenance.ErrAlreadyEnrolled, provenance.ErrClaimUsed, provenance.ErrDisputed,
 		provenance.ErrNotDisputed, provenance.ErrDelivered, provenance.ErrNoHandoff, provenance.ErrNotAttempted,
+		provenance.ErrTimeInFuture, provenance.ErrTimeBeforePrevious, provenance.ErrTimeBeforeEnrollment,
 		merkle.ErrOutOfRange, merkle.ErrReadOnly,
 	}
 	seen := map[string]bool{}

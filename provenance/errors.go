@@ -3,6 +3,7 @@ package provenance
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/provtrail/provtrail/merkle"
 )
@@ -53,6 +54,16 @@ var (
 	ErrNotDisputed = errors.New("item has no open dispute")
 	// ErrDelivered: a handoff of an item already delivered to its buyer.
 	ErrDelivered = errors.New("item already delivered")
+	// ErrTimeInFuture: the event's time is more than MaxClockSkew after the
+	// time it was submitted at. Only Submit refuses for it: it depends on
+	// the clock, and a replay later must accept what was accepted then.
+	ErrTimeInFuture = errors.New("event time in the future")
+	// ErrTimeBeforePrevious: the time of an item event is before that of
+	// the item's previous event.
+	ErrTimeBeforePrevious = errors.New("event time before the item's previous event")
+	// ErrTimeBeforeEnrollment: the event's time is before the time of the
+	// enrollment of the key that signed it.
+	ErrTimeBeforeEnrollment = errors.New("event time before the signer's enrollment")
 	// ErrOutOfOrder: an event at a log index not after the last one applied.
 	ErrOutOfOrder = errors.New("log index out of order")
 	// ErrBadBundle is matched by every *BundleError.
@@ -96,6 +107,9 @@ var errorCodes = [...]struct {
 	{ErrNotDisputed, "not_disputed"},
 	{ErrDelivered, "delivered"},
 	{ErrNoHandoff, "no_handoff"},
+	{ErrTimeInFuture, "time_in_future"},
+	{ErrTimeBeforePrevious, "time_before_previous"},
+	{ErrTimeBeforeEnrollment, "time_before_enrollment"},
 	{ErrNotAttempted, "not_attempted"},
 	{merkle.ErrReadOnly, "read_only_mirror"}, // a write sent to a mirror, which takes none
 }
@@ -167,3 +181,32 @@ func (e *RuleError) Error() string {
 }
 
 func (e *RuleError) Unwrap() error { return e.Err }
+
+// A TimeError reports an event time the rules refuse: in the future, or
+// before a time the log fixed earlier. It matches its Rule, one of
+// ErrTimeInFuture, ErrTimeBeforePrevious and ErrTimeBeforeEnrollment.
+type TimeError struct {
+	Rule  error
+	Time  time.Time // the event's time
+	Bound time.Time // the time it may not precede, or for ErrTimeInFuture the submission time
+	// BoundIndex is the log position of the event whose time Bound is
+	// (the item's previous event, the signer's enrollment); unused for
+	// ErrTimeInFuture.
+	BoundIndex uint64
+}
+
+func (e *TimeError) Error() string {
+	const layout = time.RFC3339
+	switch e.Rule {
+	case ErrTimeInFuture:
+		return fmt.Sprintf("%v: %s is more than %v after the server's time %s (check the signer's clock)",
+			e.Rule, e.Time.UTC().Format(layout), MaxClockSkew, e.Bound.UTC().Format(layout))
+	case ErrTimeBeforePrevious:
+		return fmt.Sprintf("%v: %s is before %s, the time of the item's previous event (log index %d)",
+			e.Rule, e.Time.UTC().Format(layout), e.Bound.UTC().Format(layout), e.BoundIndex)
+	}
+	return fmt.Sprintf("%v: %s is before %s, the time of the enrollment of the signing key (log index %d)",
+		e.Rule, e.Time.UTC().Format(layout), e.Bound.UTC().Format(layout), e.BoundIndex)
+}
+
+func (e *TimeError) Unwrap() error { return e.Rule }

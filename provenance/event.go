@@ -62,10 +62,13 @@ const (
 // the kind requires (see the package documentation).
 type Event struct {
 	Kind  Kind
-	Actor string    // id of the signer; the name of the signing key
-	Time  time.Time // when the actor says it happened (UTC, whole seconds); informational
-	Place string    // coarse place (a city), optional
-	Item  ItemID    // item events only
+	Actor string // id of the signer; the name of the signing key
+	// Time is when the actor says it happened (UTC, whole seconds). It may
+	// not be before the item's previous event nor the signing key's
+	// enrollment, nor, when submitted, more than MaxClockSkew ahead.
+	Time  time.Time
+	Place string // coarse place (a city), optional
+	Item  ItemID // item events only
 	Prev  merkle.Hash
 
 	Enroll   *Actor    // KindEnroll: the actor enrolled

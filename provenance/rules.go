@@ -30,6 +30,9 @@ type KeyWindow struct {
 	From    uint64
 	To      uint64
 	Revoked bool
+	// Enrolled is the time of the enrollment at From: no event signed
+	// with the key may say it happened earlier.
+	Enrolled time.Time
 }
 
 // ActorState is an enrolled actor as the log left it: its latest
@@ -80,6 +83,7 @@ type ItemState struct {
 
 	Last      merkle.Hash // leaf hash of the latest event: the next event's prev
 	LastIndex uint64
+	LastTime  time.Time // time of the latest event: the next one may not be earlier
 	Events    int
 }
 
@@ -348,11 +352,14 @@ func (s *State) check(index uint64, c *Checked, next *ItemState) (Applied, chang
 	if err := c.verify(v, vkey); err != nil {
 		return fail(err)
 	}
+	if err := s.checkSignerTime(e); err != nil {
+		return fail(err)
+	}
 	ap := Applied{Index: index, LeafHash: c.leafHash, Event: e, Role: role}
 	var ch change
 	switch e.Kind {
 	case KindEnroll:
-		ch.actor, err = s.enroll(index, e.Enroll)
+		ch.actor, err = s.enroll(index, e.Time, e.Enroll)
 	case KindRevoke:
 		ch.actor, err = s.revoke(index, e.Revoke)
 	case KindRegister:
@@ -368,6 +375,9 @@ func (s *State) check(index uint64, c *Checked, next *ItemState) (Applied, chang
 	default:
 		if e.Prev != item.Last {
 			return fail(fmt.Errorf("%w: prev is %s, latest event of the item is %s (index %d)", ErrStalePrev, e.Prev, item.Last, item.LastIndex))
+		}
+		if e.Time.Before(item.LastTime) {
+			return fail(&TimeError{Rule: ErrTimeBeforePrevious, Time: e.Time, Bound: item.LastTime, BoundIndex: item.LastIndex})
 		}
 		*next = *item
 		ch.item = next
@@ -393,7 +403,7 @@ func (s *State) check(index uint64, c *Checked, next *ItemState) (Applied, chang
 		ch.actor.Latest = ap.LeafHash
 	}
 	if ch.item != nil {
-		ch.item.Last, ch.item.LastIndex = ap.LeafHash, index
+		ch.item.Last, ch.item.LastIndex, ch.item.LastTime = ap.LeafHash, index, e.Time
 		ch.item.Events++
 	}
 	return ap, ch, nil
@@ -473,7 +483,26 @@ func keyHashOf(vkey string) uint32 {
 	return v.KeyHash()
 }
 
-func (s *State) enroll(index uint64, sub *Actor) (*ActorState, error) {
+// checkSignerTime refuses an event of an enrolled actor whose time is
+// before the enrollment of the actor's current key, the key signerRole
+// requires. Operator and buyer keys are not enrolled: they have no such
+// bound. It depends only on the log, so every replay decides alike.
+func (s *State) checkSignerTime(e Event) error {
+	if e.Actor == s.opID || e.Actor == BuyerID {
+		return nil
+	}
+	a := s.actors[e.Actor]
+	if a == nil {
+		return nil // signerRole refused it already
+	}
+	cur := a.Keys[len(a.Keys)-1]
+	if e.Time.Before(cur.Enrolled) {
+		return &TimeError{Rule: ErrTimeBeforeEnrollment, Time: e.Time, Bound: cur.Enrolled, BoundIndex: cur.From}
+	}
+	return nil
+}
+
+func (s *State) enroll(index uint64, t time.Time, sub *Actor) (*ActorState, error) {
 	if sub.ID == s.opID {
 		return nil, fmt.Errorf("%w: %q is the operator", ErrAlreadyEnrolled, sub.ID)
 	}
@@ -490,7 +519,7 @@ func (s *State) enroll(index uint64, sub *Actor) (*ActorState, error) {
 		}
 		keys = slices.Clone(old.Keys)
 	}
-	keys = append(keys, KeyWindow{Key: sub.Key, From: index})
+	keys = append(keys, KeyWindow{Key: sub.Key, From: index, Enrolled: t})
 	return &ActorState{Actor: *sub, Keys: keys}, nil
 }
 

@@ -30,7 +30,16 @@ type ServiceConfig struct {
 	// PollInterval is how often the Service looks for leaves appended by
 	// others (other replicas of a shared log). Default 1s.
 	PollInterval time.Duration
+	// Now is the clock Submit checks event times against (no more than
+	// MaxClockSkew ahead of it). Default time.Now.
+	Now func() time.Time
 }
+
+// MaxClockSkew is how far an event's time may be ahead of the clock of the
+// server it is submitted to: signers' clocks are not exact. Submit refuses
+// an event further in the future (ErrTimeInFuture); a replay of the log
+// never does, since the leaf was checked against the time it came in at.
+const MaxClockSkew = 5 * time.Minute
 
 // A Service validates signed events, appends them to the log and keeps the
 // index derived from the log: every accepted event, applied in log order.
@@ -56,6 +65,7 @@ type Service struct {
 	saveEvery    int
 	saveInterval time.Duration
 	pollInterval time.Duration
+	now          func() time.Time
 
 	locks keyLocks // serialize events per item or actor
 
@@ -138,6 +148,9 @@ func NewService(ctx context.Context, cfg ServiceConfig) (*Service, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	applied, err := cfg.Store.Applied(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("provenance: open index: %w", err)
@@ -153,6 +166,7 @@ func NewService(ctx context.Context, cfg ServiceConfig) (*Service, error) {
 		saveEvery:    cmpOr(cfg.SaveEvery, 8192),
 		saveInterval: cmpOr(cfg.SaveInterval, time.Second),
 		pollInterval: cmpOr(cfg.PollInterval, time.Second),
+		now:          cfg.Now,
 		state:        state,
 		events:       map[itemKey][]uint64{},
 		actorEvents:  map[string][]uint64{},

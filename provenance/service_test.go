@@ -60,6 +60,7 @@ type world struct {
 	rng     *rand.Rand
 	linger  time.Duration // the log's Config.MaxWait
 	nextGTI int
+	now     func() time.Time // the Service's clock; nil for time.Now
 }
 
 func newWorld(t testing.TB) *world {
@@ -87,7 +88,7 @@ func newWorldLinger(t testing.TB, linger time.Duration) *world {
 }
 
 func (w *world) config() provenance.ServiceConfig {
-	return provenance.ServiceConfig{Log: w.log, Store: w.store, Trust: w.trust, SaveEvery: 64, PollInterval: time.Hour}
+	return provenance.ServiceConfig{Log: w.log, Store: w.store, Trust: w.trust, SaveEvery: 64, PollInterval: time.Hour, Now: w.now}
 }
 
 func (w *world) open() {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/provtrail/provtrail/merkle"
 )
@@ -59,6 +60,9 @@ func (s *Service) submitChecked(ctx context.Context, checked *Checked) (Receipt,
 		r.Duplicate = true
 		return r, err
 	}
+	if err == nil {
+		err = s.checkNotAhead(e)
+	}
 	if errors.As(err, &re) {
 		re.NotLogged = true
 	}
@@ -107,6 +111,22 @@ func (s *Service) submitChecked(ctx context.Context, checked *Checked) (Receipt,
 		}, nil
 	}
 	return s.receipt(ctx, index, leafHash)
+}
+
+// checkNotAhead refuses an event whose time is more than MaxClockSkew
+// ahead of the Service's clock. It is the one check that reads a clock,
+// so it is made on submission and never on replay: a leaf in the log was
+// accepted against the time it came in at, and a replay at any later time
+// (or on a replica whose clock is behind) must accept it all the same. A
+// retry of an accepted event is answered as a duplicate before this check,
+// whatever the clock says now.
+func (s *Service) checkNotAhead(e Event) error {
+	now := s.now()
+	if !e.Time.After(now.Add(MaxClockSkew)) {
+		return nil
+	}
+	return &RuleError{Kind: e.Kind, Item: e.Item, Actor: e.Actor,
+		Err: &TimeError{Rule: ErrTimeInFuture, Time: e.Time, Bound: now.Truncate(time.Second)}}
 }
 
 // append appends one leaf, whose leaf hash is leafHash, with its proof if

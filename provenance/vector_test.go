@@ -61,6 +61,12 @@ var vectorWant = map[string]error{
 	"fail_noncanonical_leaf_base64.bundle.json":    ErrMalformedBundle,
 	"fail_key_order.bundle.json":                   ErrMalformedBundle,
 	"fail_unknown_field.bundle.json":               ErrMalformedBundle,
+	"fail_time_before_previous.bundle.json":        ErrTimeBeforePrevious,
+	"fail_time_before_enrollment.bundle.json":      ErrTimeBeforeEnrollment,
+	"fail_bidi_override.event":                     ErrMalformedEvent,
+	"fail_zero_width.event":                        ErrMalformedEvent,
+	"fail_newline.event":                           ErrMalformedEvent,
+	"fail_bidi_text.bundle.json":                   ErrMalformedEvent,
 }
 
 // vectorKey returns the signed-note key named name whose Ed25519 seed is
@@ -199,6 +205,46 @@ func vectors(t testing.TB) map[string][]byte {
 	v["fail_unknown_field.bundle.json"] = replaceOnce(t, good, "  \"format\": \"provtrail-bundle/v1\",\n",
 		"  \"format\": \"provtrail-bundle/v1\",\n  \"comment\": \"unknown field\",\n")
 	v["fail_noncanonical_leaf_base64.bundle.json"] = noncanonicalLeaf(t, good)
+
+	// Times the rules refuse, in logs that hold them: swift's receive a
+	// second before acme's handoff, and acme's register a second before
+	// acme's enrollment (a bundle of the two alone: no event relies on
+	// swift).
+	handoff, err := ParseEvent(f.leaves[3])
+	if err != nil {
+		t.Fatal(err)
+	}
+	early, err := Sign(Event{Kind: KindReceive, Actor: "swift", Time: handoff.Time.Add(-time.Second), Place: "Hong Kong",
+		Item: itemX, Prev: merkle.LeafHash(f.leaves[3]), Receive: &Receive{By: "swift"}}, f.keys["swift"].signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v["fail_time_before_previous.bundle.json"] = withLeaf4(early)
+	enrollment, err := ParseEvent(enroll)
+	if err != nil {
+		t.Fatal(err)
+	}
+	earlyRegister, err := Sign(Event{Kind: KindRegister, Actor: "acme", Time: enrollment.Time.Add(-time.Second), Place: "Shenzhen",
+		Item: itemX, Register: &Register{Product: "Handbag <Classic>", Lot: "L-2026/03"}}, f.keys["acme"].signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v["fail_time_before_enrollment.bundle.json"] = vectorBundle(t, trust, logKey,
+		[][]byte{enroll, f.leaves[1], earlyRegister}, []int{0, 2})
+
+	// Text the rules refuse, in canonical JSON signed by the actor: a
+	// right-to-left override in the product, a zero-width space in the
+	// place, a newline in the description; and a bundle whose register
+	// wraps its product in a bidi isolate.
+	registerWith := func(r Register, place string) Event {
+		return Event{Kind: KindRegister, Actor: "acme", Time: enrollment.Time.Add(2 * time.Minute), Place: place, Item: itemX, Register: &r}
+	}
+	acme := f.keys["acme"]
+	v["fail_bidi_override.event"] = withText(t, registerWith(Register{Product: "PLACEHOLDER"}, "Shenzhen"), acme, "Handbag \u202eCBA")
+	v["fail_zero_width.event"] = withText(t, registerWith(Register{Product: "Handbag"}, "PLACEHOLDER"), acme, "Shen\u200bzhen")
+	v["fail_newline.event"] = withText(t, registerWith(Register{Product: "Handbag", Description: "PLACEHOLDER"}, "Shenzhen"), acme, "Tan leather.\nMade in Shenzhen.")
+	bidiRegister := withText(t, registerWith(Register{Product: "PLACEHOLDER"}, "Shenzhen"), acme, "Handbag \u2067Classic\u2069")
+	v["fail_bidi_text.bundle.json"] = vectorBundle(t, trust, logKey, [][]byte{enroll, f.leaves[1], bidiRegister}, []int{0, 2})
 	return v
 }
 

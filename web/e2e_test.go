@@ -638,6 +638,7 @@ func TestE2ECourier(t *testing.T) {
 	}
 
 	// The boutique can take it: the phone's handoff is a real offer.
+	e.signNow()
 	e.ok(e.receiveLeaf(resellerID, id, "Hong Kong"))
 	if v, err := e.node.Service.Item(t.Context(), id); err != nil || v.State.Custodian != resellerID {
 		t.Errorf("after the boutique's receive: custodian %q, %v", v.State.Custodian, err)

@@ -36,8 +36,13 @@ var errorStatus = map[error]int{
 	provenance.ErrNotDisputed:       http.StatusConflict,
 	provenance.ErrDelivered:         http.StatusConflict,
 	provenance.ErrNoHandoff:         http.StatusConflict,
-	provenance.ErrNotAttempted:      http.StatusFailedDependency, // in a batch's results only
-	merkle.ErrReadOnly:              http.StatusForbidden,        // a write sent to a mirror
+	// An event time the rules refuse: the event is well formed, but says
+	// it happened when it cannot have (the signer's clock is off).
+	provenance.ErrTimeInFuture:         http.StatusUnprocessableEntity,
+	provenance.ErrTimeBeforePrevious:   http.StatusUnprocessableEntity,
+	provenance.ErrTimeBeforeEnrollment: http.StatusUnprocessableEntity,
+	provenance.ErrNotAttempted:         http.StatusFailedDependency, // in a batch's results only
+	merkle.ErrReadOnly:                 http.StatusForbidden,        // a write sent to a mirror
 }
 
 // storageFull are the errors of a write that found no room: a full disk,

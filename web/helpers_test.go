@@ -144,6 +144,13 @@ func (e *env) sign(ev provenance.Event, signer note.Signer) []byte {
 	return leaf
 }
 
+// signNow sets the env's clock so that its next event is signed at the
+// real time: after events a browser signed with its own clock, which the
+// next event of the item may not precede.
+func (e *env) signNow() {
+	e.time = time.Now().UTC().Truncate(time.Second).Add(-time.Hour) // sign adds an hour
+}
+
 type receipt struct {
 	Index      uint64 `json:"index"`
 	LeafHash   string `json:"leaf_hash"`

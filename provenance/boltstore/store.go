@@ -36,7 +36,7 @@ const (
 	appliedKey    = "applied"
 	formatKey     = "format"
 	// format names the layout above; Open deletes an index in any other.
-	format = "3"
+	format = "4"
 )
 
 var _ provenance.Store = (*Store)(nil)

@@ -26,7 +26,7 @@ const (
 	// format names the layout of the tables below; Open drops an index
 	// in any other. Every layout keeps provtrail_meta's format column, so
 	// that Open can read it.
-	format = "1"
+	format = "2"
 	// incomplete is the format of an index being created or reset.
 	incomplete = ""
 )

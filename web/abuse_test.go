@@ -303,6 +303,20 @@ func abuseRows() []abuseRow {
 		{name: "receive by an actor the handoff did not name", route: "POST /api/v1/events", do: postLeaf(func(f *abuseFix) []byte {
 			return f.e.receiveLeaf("maker", mustItem(f.e.t, abuseGTIN, "OTHER1"), "Paris")
 		}), status: 403, code: "wrong_receiver"},
+		// Times and text.
+		{name: "handoff dated a day ahead of the server's clock", route: "POST /api/v1/events", do: postLeaf(func(f *abuseFix) []byte {
+			return f.e.sign(provenance.Event{Kind: provenance.KindHandoff, Actor: "courier", Item: f.id, Prev: merkle.LeafHash(f.latest),
+				Time: time.Now().Add(24 * time.Hour).Truncate(time.Second), Handoff: &provenance.Handoff{To: "maker"}}, f.e.keys["courier"])
+		}), status: 422, code: "time_in_future"},
+		{name: "handoff dated before the item's previous event (backdated)", route: "POST /api/v1/events", do: postLeaf(func(f *abuseFix) []byte {
+			return f.e.sign(provenance.Event{Kind: provenance.KindHandoff, Actor: "courier", Item: f.id, Prev: merkle.LeafHash(f.latest),
+				Time: time.Date(2026, 3, 1, 13, 30, 0, 0, time.UTC), Handoff: &provenance.Handoff{To: "maker"}}, f.e.keys["courier"])
+		}), status: 422, code: "time_before_previous"},
+		{name: "register whose product holds a right-to-left override (U+202E)", route: "POST /api/v1/events", do: postLeaf(func(f *abuseFix) []byte {
+			at := time.Now().UTC().Format(time.RFC3339)
+			return signText(f.e.t, `{"kind":"register","actor":"maker","time":"`+at+`","item":"01/`+abuseGTIN+
+				`/21/BIDI1","register":{"product":"Bag `+"\u202e"+`gnirts"}}`, f.e.keys["maker"])
+		}), status: 400, code: "malformed_event"},
 		// Digital Links on the resolver (HTML pages) and the API (JSON).
 		{name: "GTIN with a bad check digit", route: "GET /01/{gtin}/21/{serial}", do: getPath("/01/09506000134353/21/ABUSE1"), status: 400, code: "page"},
 		{name: "7-digit GTIN", route: "GET /01/{gtin}/21/{serial}", do: getPath("/01/1234567/21/ABUSE1"), status: 400, code: "page"},
